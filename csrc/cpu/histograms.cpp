@@ -1,0 +1,88 @@
+#include <type_traits>
+
+#include "block_histograms.h"
+#include "dispatch.h"
+#include "kernels.h"
+#include "qubd/quantize.h"
+
+namespace qubd::cpu {
+namespace {
+
+template <typename Stored, typename Code>
+void quantize_row(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
+                  typename Element<Stored>::Compute delta, typename Element<Stored>::Compute max_code, Code* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = Code(quantize_value(Element<Stored>::load(weights[i]), lo, delta, max_code));
+}
+
+// Codes of up to 8 bits are handled as bytes, wider ones as 16-bit words.
+template <typename Fn>
+void dispatch_code_width(int bits, Fn&& fn) {
+  if (bits <= 8)
+    fn(uint8_t{});
+  else
+    fn(uint16_t{});
+}
+
+}  // namespace
+
+void quantize_to_grid(const void* weights, DType dtype, int64_t n, double lo, double delta, int bits, void* codes) {
+  dispatch_float(dtype, [&](auto stored) {
+    using Stored = decltype(stored);
+    using Compute = typename Element<Stored>::Compute;
+    const auto* w = static_cast<const Stored*>(weights);
+    const Compute max_code = Compute((1u << bits) - 1);
+    constexpr int64_t kChunk = 1 << 16;
+#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+    for (int64_t start = 0; start < n; start += kChunk) {
+      const int64_t len = std::min(kChunk, n - start);
+      if (bits <= 8)
+        quantize_row(w + start, len, Compute(lo), Compute(delta), max_code, static_cast<uint8_t*>(codes) + start);
+      else
+        quantize_row(w + start, len, Compute(lo), Compute(delta), max_code, static_cast<int32_t*>(codes) + start);
+    }
+    return 0;
+  });
+}
+
+void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta,
+                       int bits, int64_t* histograms) {
+  dispatch_code_width(bits, [&](auto code) {
+    using Code = decltype(code);
+    dispatch_float(dtype, [&](auto stored) {
+      using Stored = decltype(stored);
+      using Compute = typename Element<Stored>::Compute;
+      const auto* w = static_cast<const Stored*>(weights);
+      const Compute max_code = Compute((1u << bits) - 1);
+      const int64_t used_cols = cols / kBlockSide * kBlockSide;
+      auto quantised_row = [=](int64_t r, Code* scratch) -> const Code* {
+        quantize_row(w + r * cols, used_cols, Compute(lo), Compute(delta), max_code, scratch);
+        return scratch;
+      };
+      block_histograms<Code>(rows, cols, bits, quantised_row, histograms);
+      return 0;
+    });
+  });
+}
+
+void code_histograms(const void* codes, DType dtype, int64_t rows, int64_t cols, int bits, int64_t* histograms) {
+  dispatch_code_width(bits, [&](auto code) {
+    using Code = decltype(code);
+    dispatch_integer(dtype, [&](auto stored) {
+      using Stored = decltype(stored);
+      const auto* q = static_cast<const Stored*>(codes);
+      const int64_t used_cols = cols / kBlockSide * kBlockSide;
+      auto code_row = [=](int64_t r, Code* scratch) -> const Code* {
+        if constexpr (std::is_same_v<Stored, Code>) {
+          return q + r * cols;  // already the right width: read in place
+        } else {
+          for (int64_t c = 0; c < used_cols; ++c) scratch[c] = Code(q[r * cols + c]);
+          return scratch;
+        }
+      };
+      block_histograms<Code>(rows, cols, bits, code_row, histograms);
+      return 0;
+    });
+  });
+}
+
+}  // namespace qubd::cpu

@@ -1,0 +1,61 @@
+// The pybind11 module qubd._C: the native CPU kernels over raw buffers (no torch at build time).
+// qubd/backends/native.py passes contiguous tensors' data pointers and dtype codes.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <omp.h>
+
+#include "cpu/kernels.h"
+
+namespace py = pybind11;
+using qubd::DType;
+
+namespace {
+
+template <typename T>
+T* ptr(uintptr_t address) {
+  return reinterpret_cast<T*>(address);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "qubd native CPU kernels";
+  py::register_exception<std::domain_error>(m, "NonFiniteError", PyExc_ValueError);
+  auto release = py::call_guard<py::gil_scoped_release>();
+
+  m.def(
+      "quantize_to_grid",
+      [](uintptr_t weights, int dtype, int64_t n, double lo, double delta, int bits, uintptr_t codes) {
+        qubd::cpu::quantize_to_grid(ptr<const void>(weights), DType(dtype), n, lo, delta, bits, ptr<void>(codes));
+      },
+      release);
+  m.def(
+      "weight_histograms",
+      [](uintptr_t weights, int dtype, int64_t rows, int64_t cols, double lo, double delta, int bits,
+         uintptr_t histograms) {
+        qubd::cpu::weight_histograms(ptr<const void>(weights), DType(dtype), rows, cols, lo, delta, bits,
+                                     ptr<int64_t>(histograms));
+      },
+      release);
+  m.def(
+      "code_histograms",
+      [](uintptr_t codes, int dtype, int64_t rows, int64_t cols, int bits, uintptr_t histograms) {
+        qubd::cpu::code_histograms(ptr<const void>(codes), DType(dtype), rows, cols, bits, ptr<int64_t>(histograms));
+      },
+      release);
+  m.def(
+      "order_statistics",
+      [](uintptr_t values, int dtype, int64_t n, const std::vector<int64_t>& ranks) {
+        return qubd::cpu::order_statistics(ptr<const void>(values), DType(dtype), n, ranks);
+      },
+      release);
+  m.def(
+      "ctm_score",
+      [](uintptr_t histograms, int planes, uintptr_t ctm16, uintptr_t scores) {
+        qubd::cpu::ctm_score(ptr<const int64_t>(histograms), planes, ptr<const double>(ctm16), ptr<double>(scores));
+      },
+      release);
+  m.def("get_num_threads", []() { return omp_get_max_threads(); });
+  m.def("set_num_threads", [](int n) { omp_set_num_threads(n); });
+}

@@ -1,0 +1,76 @@
+"""The native C++/OpenMP kernels (``qubd._C``) registered for CPU tensors."""
+
+from __future__ import annotations
+
+import torch
+
+from qubd import _C
+from qubd.backends.registry import register_kernel
+from qubd.ctm.tables import BLOCK_CODES, ctm16
+from qubd.range import compute_dtype
+from qubd.reference.quantize import code_dtype
+
+# Dtype numbering shared with src/qubd/elements.h (enum class DType).
+DTYPE_CODES = {
+    torch.float32: 0,
+    torch.float16: 1,
+    torch.bfloat16: 2,
+    torch.float64: 3,
+    torch.uint8: 4,
+    torch.int32: 5,
+    torch.int16: 6,
+    torch.int64: 7,
+    torch.bool: 8,
+}
+
+
+def _dtype_code(t: torch.Tensor) -> int:
+    if t.dtype not in DTYPE_CODES:
+        raise ValueError(f"the native backend does not take {t.dtype} tensors")
+    return DTYPE_CODES[t.dtype]
+
+
+def _histograms(bits: int) -> torch.Tensor:
+    return torch.empty(bits, BLOCK_CODES, dtype=torch.int64)
+
+
+@register_kernel("order_statistics", "native", ("cpu",))
+def order_statistics(w: torch.Tensor, ranks: list[int]) -> torch.Tensor:
+    w = w.contiguous()
+    values = _C.order_statistics(w.data_ptr(), _dtype_code(w), w.numel(), list(ranks))
+    return torch.tensor(values, dtype=compute_dtype(w.dtype))
+
+
+@register_kernel("quantize_to_grid", "native", ("cpu",))
+def quantize_to_grid(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.Tensor:
+    w = w.contiguous()
+    codes = torch.empty(w.shape, dtype=code_dtype(bits))
+    _C.quantize_to_grid(w.data_ptr(), _dtype_code(w), w.numel(), lo, delta, bits, codes.data_ptr())
+    return codes
+
+
+@register_kernel("plane_histograms", "native", ("cpu",))
+def plane_histograms(q: torch.Tensor, bits: int) -> torch.Tensor:
+    q = q.contiguous()
+    hist = _histograms(bits)
+    _C.code_histograms(q.data_ptr(), _dtype_code(q), q.shape[0], q.shape[1], bits, hist.data_ptr())
+    return hist
+
+
+@register_kernel("weight_histograms", "native", ("cpu",))
+def weight_histograms(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.Tensor:
+    w = w.contiguous()
+    hist = _histograms(bits)
+    _C.weight_histograms(
+        w.data_ptr(), _dtype_code(w), w.shape[0], w.shape[1], lo, delta, bits, hist.data_ptr()
+    )
+    return hist
+
+
+@register_kernel("ctm_score", "native", ("cpu",))
+def ctm_score(histograms: torch.Tensor) -> torch.Tensor:
+    histograms = histograms.contiguous()
+    table = ctm16("cpu")
+    scores = torch.empty(histograms.shape[0], dtype=torch.float64)
+    _C.ctm_score(histograms.data_ptr(), histograms.shape[0], table.data_ptr(), scores.data_ptr())
+    return scores

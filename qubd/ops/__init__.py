@@ -1,0 +1,48 @@
+"""The public ops. Each is a ``torch.ops.qubd`` op (schema in ``qubd.ops.library``), callable on
+CPU or CUDA tensors; the backend is chosen per device (``QUBD_BACKEND`` forces one)."""
+
+from __future__ import annotations
+
+import torch
+
+from qubd.ops import library as _library  # noqa: F401  (declares the ops)
+from qubd.ops import validation
+
+
+def quantize(w: torch.Tensor, bits: int, clip: float | None = None) -> torch.Tensor:
+    """Integer codes of ``w`` on its ``bits``-bit grid (DESIGN.md steps 2-3), shape of ``w``.
+
+    uint8 for bits <= 8, int32 above. ``clip`` is a percentile (e.g. 99.9) for a robust range,
+    None for min/max.
+    """
+    validation.check_bits(bits)  # here too: the op schema would turn True into 1
+    validation.check_clip(clip)
+    return torch.ops.qubd.quantize(w, bits, clip)
+
+
+def plane_histograms(q: torch.Tensor, bits: int) -> torch.Tensor:
+    """int64 [bits, 65536]: counts of 4x4 block codes in each bit-plane of integer codes ``q``.
+
+    ``q`` is flattened to 2D (``flatten(1)``); plane 0 is the least significant bit.
+    """
+    validation.check_codes(q, bits)
+    matrix = validation.as_matrix(q, "codes")
+    return torch.ops.qubd.plane_histograms(matrix.contiguous(), bits)
+
+
+def bdm(x: torch.Tensor) -> torch.Tensor:
+    """BDM of a 2D binary tensor (bool or 0/1 integers), as ``pybdm.BDM(ndim=2).bdm``; float64."""
+    return torch.ops.qubd.bdm(x)
+
+
+def qubd(w: torch.Tensor, bits: int = 8, clip: float | None = None) -> torch.Tensor:
+    """QuBD per bit-plane of a weight tensor: float64 [bits], plane 0 the least significant.
+
+    The complexity of ``w`` is the sum. ``clip``: percentile for a robust range, None for min/max.
+    """
+    validation.check_bits(bits)
+    validation.check_clip(clip)
+    return torch.ops.qubd.qubd(w, bits, clip)
+
+
+__all__ = ["bdm", "plane_histograms", "quantize", "qubd"]

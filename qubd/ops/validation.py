@@ -1,0 +1,71 @@
+"""Input checks shared by every backend: bad input is a ValueError naming the problem."""
+
+from __future__ import annotations
+
+import torch
+
+MAX_BITS = 16
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def check_bits(bits: int) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"bits must be an integer in 1..{MAX_BITS}, got {bits!r}")
+
+
+def check_clip(clip: float | None) -> None:
+    if clip is None:
+        return
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0 < clip <= 100:
+        raise ValueError(f"clip must be a percentile in (0, 100] or None, got {clip!r}")
+
+
+def check_tensor(x: object, what: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+    if x.numel() == 0:
+        raise ValueError(f"{what} is empty (shape {list(x.shape)})")
+    return x
+
+
+def check_weights(w: torch.Tensor) -> None:
+    check_tensor(w, "weights")
+    if w.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"weights must be float32, float16, bfloat16 or float64, got {w.dtype}")
+
+
+def as_matrix(x: torch.Tensor, what: str) -> torch.Tensor:
+    """DESIGN.md step 1: flatten(1) to 2D; refuse what has no full 4x4 block."""
+    if x.ndim < 2:
+        raise ValueError(f"{what} must have at least 2 dimensions, got shape {list(x.shape)}")
+    m = x.flatten(1)
+    if m.shape[0] < 4 or m.shape[1] < 4:
+        raise ValueError(
+            f"{what} of shape {list(x.shape)} (as a {m.shape[0]}x{m.shape[1]} matrix) "
+            "has a side < 4, so it holds no 4x4 block"
+        )
+    return m
+
+
+def check_codes(q: torch.Tensor, bits: int) -> None:
+    check_tensor(q, "codes")
+    check_bits(bits)
+    if q.dtype == torch.bool:
+        if bits != 1:
+            raise ValueError(f"boolean codes have 1 bit-plane, got bits={bits}")
+        return
+    if q.dtype.is_floating_point or q.dtype.is_complex:
+        raise ValueError(f"codes must be an integer or bool tensor, got {q.dtype}")
+    lo, hi = (int(v) for v in torch.aminmax(q))
+    if lo < 0 or hi >= 2**bits:
+        raise ValueError(f"codes must lie in [0, {2**bits - 1}] for bits={bits}; found [{lo}, {hi}]")
+
+
+def check_binary(x: torch.Tensor) -> None:
+    check_tensor(x, "input")
+    if x.dtype == torch.bool:
+        return
+    if x.dtype.is_complex:
+        raise ValueError(f"input must be binary (bool or 0/1), got {x.dtype}")
+    if not ((x == 0) | (x == 1)).all():
+        raise ValueError("input must be binary: every value 0 or 1")

@@ -1,0 +1,79 @@
+"""Stage 1: the quantisation range [lo, hi] of a weight tensor, and the grid it defines.
+
+Min/max, or robust clipping at percentile ``clip``: ``lo, hi = quantile(W, q), quantile(W, 1 - q)``
+with ``q = (1 - clip/100) / 2`` and exactly ``torch.quantile``'s linear interpolation, for tensors of
+any size (``torch.quantile`` itself refuses more than 2**24 elements).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+# torch.quantile computes ranks in the input's float type; float32 counts exactly up to here.
+FLOAT32_EXACT_COUNT = 1 << 24
+# Below this span every weight is quantised to code 0 (paper; the planes are still scored).
+MIN_SPAN = 1e-8
+
+
+@dataclass(frozen=True)
+class QuantGrid:
+    """Quantisation grid: code = clamp(round_half_even((w - lo) / delta), 0, 2**bits - 1).
+
+    ``lo`` and ``delta`` hold values of the compute dtype (float32, or float64 for float64 weights).
+    ``delta`` is +inf for a (near-)constant tensor, which sends every weight to code 0.
+    """
+
+    lo: float
+    delta: float
+    bits: int
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Arithmetic is float32 at least: bf16/fp16 are upcast, float64 stays float64."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _quantile_rank(n: int, q: float, dtype: torch.dtype) -> tuple[int, int, torch.Tensor]:
+    """torch.quantile's rank q*(n-1): below/above indices and the interpolation weight."""
+    if n <= FLOAT32_EXACT_COUNT or dtype == torch.float64:
+        rank = torch.tensor(q, dtype=dtype) * (n - 1)
+    else:  # n - 1 is no longer exact in float32: compute the rank in float64 (DESIGN.md, step 2)
+        rank = torch.tensor(q, dtype=torch.float64) * (n - 1)
+    below = int(torch.floor(rank).item())
+    above = int(torch.ceil(rank).item())
+    return below, above, (rank - below).to(dtype).reshape(1)
+
+
+def _quantiles(w: torch.Tensor, qs: tuple[float, ...]) -> list[torch.Tensor]:
+    dtype = compute_dtype(w.dtype)
+    ranks = [_quantile_rank(w.numel(), q, dtype) for q in qs]
+    wanted = sorted({r for below, above, _ in ranks for r in (below, above)})
+    values = torch.ops.qubd.order_statistics(w, wanted).to("cpu", dtype)
+    at = {r: values[i].reshape(1) for i, r in enumerate(wanted)}
+    return [torch.lerp(at[below], at[above], weight)[0] for below, above, weight in ranks]
+
+
+def value_range(w: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, hi)`` as 0-d CPU tensors of the compute dtype. Raises ValueError on NaN/Inf weights."""
+    dtype = compute_dtype(w.dtype)
+    if clip is None:
+        lo, hi = torch.aminmax(w)
+        lo, hi = lo.to("cpu", dtype), hi.to("cpu", dtype)
+        if not (torch.isfinite(lo) and torch.isfinite(hi)):
+            raise ValueError("weights contain NaN or Inf values")
+        return lo, hi
+    q = (1 - clip / 100) / 2
+    lo, hi = _quantiles(w, (q, 1 - q))
+    return lo, hi
+
+
+def quant_grid(lo: torch.Tensor, hi: torch.Tensor, bits: int) -> QuantGrid:
+    """The grid of ``bits``-bit codes over [lo, hi], with delta computed in the compute dtype."""
+    span = hi - lo
+    if span < MIN_SPAN:
+        return QuantGrid(lo=lo.item(), delta=math.inf, bits=bits)
+    delta = span / (2**bits - 1)
+    return QuantGrid(lo=lo.item(), delta=delta.item(), bits=bits)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qubd.backends import registry
+
+CPU_BACKENDS = registry.available_backends("cpu")
+
+
+@pytest.fixture(params=CPU_BACKENDS)
+def cpu_backend(request, monkeypatch) -> str:
+    """Runs the test once per backend that can run on CPU tensors, forced with QUBD_BACKEND."""
+    monkeypatch.setenv("QUBD_BACKEND", request.param)
+    return request.param
+
+
+@pytest.fixture
+def with_backend(monkeypatch):
+    """Call ``with_backend(name)`` to force QUBD_BACKEND inside a test."""
+
+    def force(name: str) -> None:
+        monkeypatch.setenv("QUBD_BACKEND", name)
+
+    return force
+
+
+def pytest_report_header(config) -> str:
+    return f"qubd CPU backends: {', '.join(CPU_BACKENDS)}; torch {torch.__version__}"

@@ -1,0 +1,51 @@
+"""Independent oracles: pybdm (the reference BDM) and the paper's quantiser as DESIGN.md writes it.
+
+Nothing here calls qubd: tests compare qubd against these.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # pybdm imports the deprecated pkg_resources
+    import pybdm
+
+_BDM_2D = pybdm.BDM(ndim=2)
+
+
+def pybdm_bdm(x: np.ndarray) -> float:
+    """pybdm's BDM of a 2D binary array (ignore partition)."""
+    return _BDM_2D.bdm(np.asarray(x, dtype=int))
+
+
+def paper_range(w2: torch.Tensor, clip: float | None) -> tuple[np.float32, np.float32]:
+    """[lo, hi]: min/max, or torch.quantile at q and 1 - q with q = (1 - clip/100)/2."""
+    flat = w2.float().reshape(-1)
+    if clip is None:
+        return np.float32(flat.min().item()), np.float32(flat.max().item())
+    q = (1 - clip / 100) / 2
+    return np.float32(torch.quantile(flat, q).item()), np.float32(torch.quantile(flat, 1 - q).item())
+
+
+def paper_quantize(w: torch.Tensor, bits: int, clip: float | None) -> np.ndarray:
+    """DESIGN.md steps 1-3 in numpy float32: Q = clamp(rint((W2 - lo) / delta), 0, 2^b - 1)."""
+    w2 = w.flatten(1) if w.ndim > 2 else w
+    a = w2.float().numpy()
+    lo, hi = paper_range(w2, clip)
+    span = np.float32(hi - lo)
+    if span < np.float32(1e-8):
+        return np.zeros(a.shape, dtype=np.int64)
+    delta = np.float32(span / np.float32(2**bits - 1))
+    x = (a - lo) / delta  # float32, correctly rounded
+    assert x.dtype == np.float32
+    return np.clip(np.rint(x), 0, 2**bits - 1).astype(np.int64)
+
+
+def paper_qubd(w: torch.Tensor, bits: int, clip: float | None) -> np.ndarray:
+    """Per-plane BDM: the paper's quantiser, then pybdm on each bit-plane (plane 0 = LSB)."""
+    q = paper_quantize(w, bits, clip)
+    return np.array([pybdm_bdm((q >> i) & 1) for i in range(bits)])

@@ -1,0 +1,108 @@
+"""Every CPU backend gives bit-identical codes, histograms and order statistics to the reference."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import qubd
+from qubd.backends import registry
+from qubd.reference import blocks, order_statistics, quantize
+
+FLOATS = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
+
+
+def test_native_backend_is_built():
+    # CI must exercise the native kernels; a missing build would silently test only the reference.
+    if os.environ.get("QUBD_ALLOW_NO_NATIVE") == "1":
+        pytest.skip("QUBD_ALLOW_NO_NATIVE=1")
+    assert "native" in registry.available_backends("cpu"), registry.load_backend("native")
+
+
+def random_weights(rows: int, cols: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(rows, cols, generator=g, dtype=torch.float64) * 3).to(dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(4, 70),
+    cols=st.integers(4, 70),
+    bits=st.integers(1, 16),
+    dtype=st.sampled_from(FLOATS),
+    clip=st.sampled_from([None, 99.9, 90.0]),
+    seed=st.integers(0, 2**31),
+)
+def test_fused_histograms_equal_reference(rows, cols, bits, dtype, clip, seed):
+    w = random_weights(rows, cols, dtype, seed)
+    for backend in registry.available_backends("cpu"):
+        os.environ["QUBD_BACKEND"] = backend
+        try:
+            codes = qubd.ops.quantize(w, bits, clip)
+            got = torch.ops.qubd.weight_histograms(w, *_grid(w, bits, clip))
+        finally:
+            del os.environ["QUBD_BACKEND"]
+        lo, delta, _ = _grid(w, bits, clip)
+        assert torch.equal(codes, quantize.quantize_to_grid(w, lo, delta, bits)), backend
+        assert torch.equal(got, blocks.weight_histograms(w, lo, delta, bits)), backend
+
+
+def _grid(w, bits, clip):
+    from qubd.range import quant_grid, value_range
+
+    grid = quant_grid(*value_range(w, clip), bits)
+    return grid.lo, grid.delta, bits
+
+
+CODE_DTYPE_BITS = {torch.bool: 1, torch.uint8: 8, torch.int16: 15, torch.int32: 16, torch.int64: 16}
+
+
+@pytest.mark.parametrize(
+    ("dtype", "bits"),
+    [(dtype, bits) for dtype, most in CODE_DTYPE_BITS.items() for bits in (1, 3, 8, 11, 16) if bits <= most],
+)
+def test_code_histograms_equal_reference(cpu_backend, dtype, bits):
+    high = 2 if dtype == torch.bool else 2**bits
+    q = torch.randint(0, high, (29, 38), generator=torch.Generator().manual_seed(bits)).to(dtype)
+    assert torch.equal(qubd.ops.plane_histograms(q, bits), blocks.plane_histograms(q, bits))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_order_statistics_equal_reference(cpu_backend, dtype):
+    w = random_weights(123, 45, dtype, 11)
+    w[0, :10] = 0.0
+    w[1, :10] = -0.0  # signed zeros compare equal: either order is a correct sort
+    ranks = [0, 1, 17, 2000, 5534]
+    got = torch.ops.qubd.order_statistics(w, ranks)
+    assert torch.equal(got, order_statistics.order_statistics(w, ranks))
+
+
+def test_order_statistics_handle_ties_and_extremes(cpu_backend):
+    w = torch.tensor([3.0, -1.0, 3.0, 3.0, 1e-45, -3.4e38, 3.4e38, 0.0])
+    ranks = list(range(8))
+    assert torch.equal(torch.ops.qubd.order_statistics(w, ranks), torch.sort(w).values)
+
+
+def test_large_blocks_count_split_over_threads(cpu_backend):
+    # Enough blocks that the native kernel uses several threads and sums their histograms.
+    w = random_weights(1024, 1028, torch.float32, 3)
+    lo, delta, bits = _grid(w, 8, None)
+    assert torch.equal(
+        torch.ops.qubd.weight_histograms(w, lo, delta, bits), blocks.weight_histograms(w, lo, delta, bits)
+    )
+
+
+def test_forcing_an_unknown_backend_is_an_error(monkeypatch):
+    monkeypatch.setenv("QUBD_BACKEND", "fortran")
+    with pytest.raises(ValueError, match="QUBD_BACKEND"):
+        qubd.ops.qubd(torch.randn(8, 8))
+
+
+def test_forcing_a_backend_without_that_device_is_an_error(monkeypatch):
+    monkeypatch.setenv("QUBD_BACKEND", "cuda")
+    with pytest.raises(RuntimeError, match="QUBD_BACKEND=cuda"):
+        qubd.ops.qubd(torch.randn(8, 8))

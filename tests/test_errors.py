@@ -1,0 +1,84 @@
+"""Bad input is a clear error naming the problem, never a silent number."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import qubd
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("clip", [None, 99.9])
+def test_non_finite_weights(cpu_backend, bad, clip):
+    w = torch.randn(16, 16)
+    w[3, 5] = bad
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        qubd.ops.qubd(w, 8, clip)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        qubd.ops.quantize(w, 8, clip)
+
+
+@pytest.mark.parametrize("bits", [0, 17, -1, 2.5, True])
+def test_bits_out_of_range(bits):
+    with pytest.raises((ValueError, TypeError, RuntimeError), match="bits"):
+        qubd.ops.qubd(torch.randn(8, 8), bits)
+
+
+@pytest.mark.parametrize("clip", [0, -1, 100.5, 1000])
+def test_clip_out_of_range(clip):
+    with pytest.raises(ValueError, match="clip"):
+        qubd.ops.qubd(torch.randn(8, 8), 8, clip)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.bool, torch.complex64])
+def test_qubd_needs_floating_weights(dtype):
+    with pytest.raises(ValueError, match="float"):
+        qubd.ops.qubd(torch.ones(8, 8, dtype=dtype))
+
+
+@pytest.mark.parametrize("shape", [(16,), (3, 16), (16, 3), (2, 1, 8)])
+def test_qubd_refuses_tensors_without_a_full_block(shape):
+    with pytest.raises(ValueError, match="side < 4|at least 2 dimensions"):
+        qubd.ops.qubd(torch.randn(shape))
+
+
+def test_empty_tensors():
+    with pytest.raises(ValueError, match="empty"):
+        qubd.ops.qubd(torch.randn(0, 8))
+    with pytest.raises(ValueError, match="empty"):
+        qubd.ops.bdm(torch.zeros(0, 4))
+
+
+def test_bdm_needs_binary_input():
+    with pytest.raises(ValueError, match="binary"):
+        qubd.ops.bdm(torch.tensor([[0, 1, 2, 0]] * 4))
+    with pytest.raises(ValueError, match="binary"):
+        qubd.ops.bdm(torch.full((4, 4), 0.5))
+
+
+def test_bdm_needs_2d_input():
+    with pytest.raises(ValueError, match="2D"):
+        qubd.ops.bdm(torch.zeros(4, 4, 4, dtype=torch.bool))
+
+
+def test_bdm_refuses_arrays_smaller_than_a_block():
+    # pybdm raises here too (its BDM is 0 for an empty decomposition).
+    with pytest.raises(ValueError, match="side < 4"):
+        qubd.ops.bdm(torch.zeros(3, 10, dtype=torch.bool))
+
+
+def test_plane_histograms_check_codes():
+    with pytest.raises(ValueError, match=r"\[0, 15\]"):
+        qubd.ops.plane_histograms(torch.full((8, 8), 16), 4)
+    with pytest.raises(ValueError, match="integer"):
+        qubd.ops.plane_histograms(torch.zeros(8, 8), 4)
+    with pytest.raises(ValueError, match=r"\[0, 15\]"):
+        qubd.ops.plane_histograms(torch.full((8, 8), -1), 4)
+
+
+def test_not_a_tensor():
+    with pytest.raises((TypeError, RuntimeError)):
+        qubd.ops.qubd([[1.0] * 8] * 8)

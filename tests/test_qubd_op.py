@@ -1,0 +1,84 @@
+"""ops.qubd and ops.quantize against the paper's pipeline (its quantiser, then pybdm per plane)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import qubd
+from tests.oracles import paper_quantize, paper_qubd
+
+
+def weights(kind: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if kind == "normal":
+        return torch.randn(shape, generator=g)
+    if kind == "heavy":  # Student-t with 2 degrees of freedom: a few huge outliers
+        z = torch.randn(shape, generator=g)
+        chi2 = torch.randn((2, *shape), generator=g).pow(2).sum(0)
+        return z / torch.sqrt(chi2 / 2)
+    if kind == "uniform":
+        return torch.rand(shape, generator=g) * 0.02 - 0.01
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+@pytest.mark.parametrize("clip", [None, 99.9])
+@pytest.mark.parametrize("kind", ["normal", "heavy"])
+def test_qubd_2d_equals_paper_pipeline(cpu_backend, bits, clip, kind):
+    w = weights(kind, (48, 61), seed=bits)
+    np.testing.assert_allclose(qubd.ops.qubd(w, bits, clip).numpy(), paper_qubd(w, bits, clip), rtol=1e-12)
+
+
+@pytest.mark.parametrize("clip", [None, 99.9])
+def test_qubd_16_bits(cpu_backend, clip):
+    w = weights("normal", (32, 36), seed=16)
+    np.testing.assert_allclose(qubd.ops.qubd(w, 16, clip).numpy(), paper_qubd(w, 16, clip), rtol=1e-12)
+
+
+@pytest.mark.parametrize("clip", [None, 99.9, 95.0])
+def test_qubd_conv_kernel_is_flattened(cpu_backend, clip):
+    w = weights("heavy", (16, 3, 3, 5), seed=3)  # 16 x 45 after flatten(1)
+    np.testing.assert_allclose(qubd.ops.qubd(w, 8, clip).numpy(), paper_qubd(w, 8, clip), rtol=1e-12)
+
+
+@pytest.mark.parametrize("bits", [1, 4, 8, 12])
+@pytest.mark.parametrize("clip", [None, 99.9])
+def test_quantize_equals_paper_quantiser(cpu_backend, bits, clip):
+    w = weights("heavy", (70, 33), seed=bits)
+    codes = qubd.ops.quantize(w, bits, clip)
+    assert codes.dtype == (torch.uint8 if bits <= 8 else torch.int32)
+    np.testing.assert_array_equal(codes.numpy().astype(np.int64), paper_quantize(w, bits, clip))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("clip", [None, 99.9])
+def test_half_precision_weights_are_upcast(cpu_backend, dtype, clip):
+    w = weights("normal", (40, 40), seed=5).to(dtype)
+    np.testing.assert_allclose(qubd.ops.qubd(w, 8, clip).numpy(), paper_qubd(w.float(), 8, clip), rtol=1e-12)
+
+
+@pytest.mark.parametrize("bits", [1, 8])
+def test_constant_tensor_is_scored_as_zero_planes(cpu_backend, bits):
+    w = torch.full((20, 20), 0.3)
+    got = qubd.ops.qubd(w, bits)
+    np.testing.assert_allclose(got.numpy(), paper_qubd(w, bits, None), rtol=1e-12)
+    assert (got > 0).all()  # an all-zero plane still has complexity; never a silent 0.0
+    assert int(qubd.ops.quantize(w, bits).max()) == 0
+
+
+def test_near_constant_tensor_is_all_zero_codes(cpu_backend):
+    w = 1.0 + torch.rand(8, 8) * 1e-9
+    assert int(qubd.ops.quantize(w, 8).max()) == 0
+
+
+def test_quantize_keeps_shape(cpu_backend):
+    w = weights("normal", (4, 3, 5))
+    assert qubd.ops.quantize(w, 4).shape == w.shape
+
+
+def test_ops_are_torch_library_ops():
+    w = weights("normal", (8, 8))
+    assert torch.equal(torch.ops.qubd.qubd(w, 4, None), qubd.ops.qubd(w, 4))
+    assert torch.equal(torch.ops.qubd.quantize.default(w, 4, 99.0), qubd.ops.quantize(w, 4, 99.0))
