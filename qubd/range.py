@@ -73,6 +73,11 @@ def value_range(w: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torc
 def quant_grid(lo: torch.Tensor, hi: torch.Tensor, bits: int) -> QuantGrid:
     """The grid of ``bits``-bit codes over [lo, hi], with delta computed in the compute dtype."""
     span = hi - lo
+    if not torch.isfinite(span):
+        raise ValueError(
+            f"the weight range [{lo.item()}, {hi.item()}] is wider than {span.dtype} can hold; "
+            "scale the weights or pass float64"
+        )
     if span < MIN_SPAN:
         return QuantGrid(lo=lo.item(), delta=math.inf, bits=bits)
     delta = span / (2**bits - 1)

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from qubd.backends import registry
+
+
+def pytest_configure(config) -> None:
+    # Without a GPU, Triton kernels can only run in its interpreter, on CPU tensors. Triton reads
+    # this once, when first imported (the registry imports it lazily), so set it before any test.
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
 
 CPU_BACKENDS = registry.available_backends("cpu")
 

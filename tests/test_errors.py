@@ -82,3 +82,11 @@ def test_plane_histograms_check_codes():
 def test_not_a_tensor():
     with pytest.raises((TypeError, RuntimeError)):
         qubd.ops.qubd([[1.0] * 8] * 8)
+
+
+def test_range_wider_than_float32(cpu_backend):
+    w = torch.randn(8, 8)
+    w[0, 0], w[0, 1] = -3e38, 3e38
+    with pytest.raises(ValueError, match="wider than"):
+        qubd.ops.qubd(w)
+    assert qubd.ops.qubd(w.double()).isfinite().all()  # float64 holds the span
