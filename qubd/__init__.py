@@ -1,6 +1,7 @@
 """qubd: exact, fast algorithmic complexity (BDM / QuBD) of neural-network weights."""
 
-from qubd import ops
+from qubd import bdm, ops
+from qubd.bdm import BDM
 
 __version__ = "0.1.0"
-__all__ = ["ops"]
+__all__ = ["BDM", "bdm", "ops"]
