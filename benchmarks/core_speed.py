@@ -79,11 +79,19 @@ def main() -> None:
                 _C.set_num_threads(threads)
                 seconds = best_time(lambda w=w, clip=clip: qubd.ops.qubd(w, BITS, clip), repeats=5)
                 rate = w.numel() / seconds
-                row = dict(side=side, clip=clip, threads=threads, seconds=seconds, weights_per_s=rate,
-                           speedup_vs_pybdm=rate / reference)
+                row = dict(
+                    side=side,
+                    clip=clip,
+                    threads=threads,
+                    seconds=seconds,
+                    weights_per_s=rate,
+                    speedup_vs_pybdm=rate / reference,
+                )
                 rows.append(row)
-                print(f"{side:>5}x{side:<5} {clip or '-':>5} {threads:>7} {seconds * 1e3:>9.2f} "
-                      f"{rate / 1e6:>12.1f} {rate / reference:>9.0f}")
+                print(
+                    f"{side:>5}x{side:<5} {clip or '-':>5} {threads:>7} {seconds * 1e3:>9.2f} "
+                    f"{rate / 1e6:>12.1f} {rate / reference:>9.0f}"
+                )
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"machine": cpu_name(), "pybdm_weights_per_s": reference, "rows": rows}, f, indent=1)

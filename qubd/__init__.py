@@ -2,6 +2,7 @@
 
 from qubd import bdm, ops
 from qubd.bdm import BDM
+from qubd.report import ComplexityTracker, Report, score
 
 __version__ = "0.1.0"
-__all__ = ["BDM", "bdm", "ops"]
+__all__ = ["BDM", "ComplexityTracker", "Report", "bdm", "ops", "score"]

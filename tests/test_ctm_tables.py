@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qubd.ctm import ctm16, load_table
@@ -21,6 +21,7 @@ def test_ctm16_equals_pybdm_lookup_for_every_4x4_block():
     np.testing.assert_array_equal(table, expected)
 
 
+@settings(deadline=None)
 @given(st.integers(0, 0xFFFF))
 def test_ctm16_is_complement_symmetric(code):
     table = ctm16()

@@ -1,0 +1,137 @@
+"""Shared plumbing of the paper-reproduction examples: command line, seeding, devices, QuBD ratios read
+from a ``qubd.report.Report``, and writing the JSON results and PNG figures.
+
+The examples import it as ``_common`` (``python examples/<name>.py`` puts ``examples/`` on the path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import qubd
+from qubd.report import Report
+
+FIGURE_DPI = 120
+
+
+def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``--out DIR``, ``--smoke`` (a seconds-long run, as the tests run it), ``--seed``, ``--device``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=Path("."), help="directory for the JSON and PNG results")
+    parser.add_argument("--smoke", action="store_true", help="a tiny, seconds-long run (for the tests)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation, baselines")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train and score"
+    )
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.device = resolve_device(args.device)
+    return args
+
+
+def resolve_device(name: str) -> str:
+    """The device to use: "cuda" when asked for (or, with "auto", when available), else "cpu"."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but CUDA is not available")
+    return name
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seeds Python, NumPy and torch (all devices); returns a CPU generator for data handling."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def plane_ratios(report: Report) -> list[float]:
+    """QuBD / baseline in percent per bit-plane (plane 0 the least significant), summed over tensors."""
+    return [_finite(p.ratio, f"plane {p.plane} ratio") for p in report.planes]
+
+
+def total_ratio(report: Report) -> float:
+    """QuBD / baseline in percent, summed over planes and tensors."""
+    return _finite(report.total.ratio, "total ratio")
+
+
+def total_ratio_std(report: Report) -> float | None:
+    """First-order std of the total ratio from the baseline's spread over repeats (None for one run)."""
+    total = report.total
+    if total.baseline_std is None or not total.baseline:
+        return None
+    return 100.0 * total.bdm * total.baseline_std / total.baseline**2
+
+
+def _finite(value: float | None, what: str) -> float:
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"{what} is not a finite number: {value!r}")
+    return float(value)
+
+
+def environment(device: str, started: float) -> dict[str, Any]:
+    """What ran it: versions, device and wall time, recorded beside the config in each JSON."""
+    return {
+        "qubd": qubd.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Pretty JSON, refusing NaN/Inf (every value the examples write must be a finite number)."""
+    path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def new_figure(width: float, height: float):
+    """A matplotlib Figure (no pyplot: no display needed, the global backend is left alone)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(fig, path: Path) -> None:
+    fig.savefig(path, format="png", dpi=FIGURE_DPI)
+    print(f"wrote {path}")
+
+
+def plane_labels(bits: int) -> list[str]:
+    """Tick labels for bit-planes: "0\\nLSB", "1", ..., "b-1\\nMSB"."""
+    return [f"{p}\nLSB" if p == 0 else f"{p}\nMSB" if p == bits - 1 else str(p) for p in range(bits)]
+
+
+def full_batch_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> None:
+    """One optimiser step on the cross-entropy of the whole training set."""
+    optimizer.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+
+
+@torch.no_grad()
+def accuracy_and_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Accuracy (fraction in [0, 1]) and mean cross-entropy of ``model`` on (x, y), in eval mode."""
+    was_training = model.training
+    model.eval()
+    logits = model(x)
+    model.train(was_training)
+    loss = torch.nn.functional.cross_entropy(logits, y).item()
+    acc = (logits.argmax(dim=-1) == y).float().mean().item()
+    return acc, loss

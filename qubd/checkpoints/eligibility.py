@@ -1,0 +1,56 @@
+"""Which tensors are scored (DESIGN.md step 1), and why the others are not."""
+
+from __future__ import annotations
+
+import torch
+
+# dtype names (as ``entries.dtype_name`` writes them) of floating tensors, upcast as needed.
+FLOAT_DTYPES = frozenset(
+    {
+        "float64",
+        "float32",
+        "float16",
+        "bfloat16",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+    }
+)
+# dtypes the ops take as they are; other floating dtypes (fp8) are upcast to float32 first.
+NATIVE_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+MIN_SIDE = 4
+
+
+def skip_reason(shape: tuple[int, ...], dtype: str) -> str | None:
+    """Why a tensor of this shape and dtype cannot be scored, or None when it can."""
+    if dtype not in FLOAT_DTYPES:
+        return f"not floating point ({dtype})"
+    if len(shape) < 2:
+        return f"{len(shape)}-D"
+    rows = shape[0]
+    cols = 1
+    for side in shape[1:]:
+        cols *= side
+    if rows < MIN_SIDE or cols < MIN_SIDE:
+        return f"side < {MIN_SIDE} (a {rows}x{cols} matrix)"
+    return None
+
+
+def reason_kind(reason: str) -> str:
+    """The reason without its details, to count skipped tensors by kind: "not floating point", "1-D", ..."""
+    return reason.split(" (")[0]
+
+
+def as_scorable(w: torch.Tensor) -> torch.Tensor:
+    """The tensor in a dtype the ops take: fp8 and other exotic floats are upcast to float32."""
+    return w if w.dtype in NATIVE_DTYPES else w.to(torch.float32)
+
+
+def nonfinite_count(w: torch.Tensor) -> int:
+    """How many values are NaN or +-Inf. Fast when there are none: min and max propagate NaN and
+    show an infinity, so one ``aminmax`` pass decides; only then are the bad values counted."""
+    lo, hi = torch.aminmax(w)
+    if bool(torch.isfinite(lo)) and bool(torch.isfinite(hi)):
+        return 0
+    return int(w.numel() - torch.isfinite(w).sum().item())

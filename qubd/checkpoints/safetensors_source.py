@@ -1,0 +1,124 @@
+"""Tensors of ``.safetensors`` files, memory-mapped by ``safetensors.safe_open``: the header gives
+names, shapes and dtypes; each tensor is read only when it is loaded."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Collection
+from pathlib import Path
+
+import torch
+
+from qubd.checkpoints.entries import TensorEntry
+from qubd.checkpoints.errors import CheckpointError
+
+# safetensors' dtype codes, named as torch names them (``entries.dtype_name``).
+DTYPE_NAMES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U64": "uint64",
+    "U32": "uint32",
+    "U16": "uint16",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+HEADER_SIZE_BYTES = 8
+
+
+def looks_like_safetensors(path: Path) -> bool:
+    """A safetensors file starts with the little-endian length of its JSON header, then ``{``."""
+    with open(path, "rb") as f:
+        head = f.read(HEADER_SIZE_BYTES + 1)
+    if len(head) < HEADER_SIZE_BYTES + 1:
+        return False
+    header_len = int.from_bytes(head[:HEADER_SIZE_BYTES], "little")
+    return head[HEADER_SIZE_BYTES:] == b"{" and header_len < path.stat().st_size
+
+
+class SafetensorsReader:
+    """Reads tensors from safetensors files, keeping only the file read last open.
+
+    ``safe_open`` memory-maps a file and its tensors are views of the map: the pages a score touched
+    stay mapped (and counted in the resident memory) until the file is closed. Reading the tensors
+    of a sharded checkpoint in order, one shard at a time is open, so the resident memory stays near
+    one shard, not the whole checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._path: Path | None = None
+        self._handle = None
+
+    def read(self, path: Path, key: str) -> torch.Tensor:
+        with self._lock:
+            if path != self._path:
+                self.close_file()
+                self._handle = _open(path)
+                self._path = path
+            try:
+                return self._handle.get_tensor(key)
+            except Exception as err:
+                raise CheckpointError(f"{path}: cannot read tensor '{key}' ({err})") from err
+
+    def close_file(self) -> None:
+        if self._handle is not None:
+            self._handle.__exit__(None, None, None)
+        self._handle = self._path = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_file()
+
+
+def _open(path: Path):
+    try:
+        from safetensors import safe_open
+    except ImportError as err:  # pragma: no cover - safetensors is a dependency
+        raise CheckpointError(f"{path}: reading .safetensors files needs the safetensors package") from err
+    try:
+        handle = safe_open(str(path), framework="pt", device="cpu")
+        return handle.__enter__()
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a valid safetensors file, truncated or corrupt ({err})") from err
+
+
+def safetensors_entries(
+    path: Path, reader: SafetensorsReader, names: Collection[str] | None = None
+) -> list[TensorEntry]:
+    """Entries of the tensors in ``path`` (only ``names`` when given, as a shard index lists them),
+    from its header; ``reader`` reads them. A truncated or corrupt file is a CheckpointError naming it."""
+    handle = _open(path)
+    try:
+        keys = list(handle.keys())
+        if names is not None:
+            missing = sorted(set(names) - set(keys))
+            if missing:
+                raise CheckpointError(
+                    f"{path}: the index lists {len(missing)} tensor(s) this shard does not hold, "
+                    f"e.g. '{missing[0]}'"
+                )
+            keys = [key for key in keys if key in names]
+        entries = []
+        for key in keys:
+            info = handle.get_slice(key)
+            dtype = info.get_dtype()
+            entries.append(
+                TensorEntry(
+                    name=key,
+                    shape=tuple(info.get_shape()),
+                    dtype=DTYPE_NAMES.get(dtype, dtype.lower()),
+                    load=functools.partial(reader.read, path, key),
+                )
+            )
+        return entries
+    finally:
+        handle.__exit__(None, None, None)

@@ -1,0 +1,52 @@
+"""Read tensors one at a time, the next one while the current one is being scored.
+
+A background thread reads tensor k+1 from its file (faulting in its memory-mapped pages) while the
+caller works on tensor k, so at most two tensors are in memory at once. The copy to the scoring
+device happens in the caller's thread; on a GPU the kernels run asynchronously meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import torch
+
+from qubd.checkpoints.entries import TensorEntry
+
+
+def stream_tensors(
+    entries: Sequence[TensorEntry], wanted: Callable[[TensorEntry], bool], device: torch.device
+) -> Iterator[tuple[TensorEntry, torch.Tensor | None]]:
+    """Every entry in order, with its tensor on ``device`` when ``wanted(entry)``, else None."""
+    todo = [i for i, entry in enumerate(entries) if wanted(entry)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qubd-reader") as reader:
+        pending: dict[int, Future] = {}
+        queue = iter(todo)
+
+        def read_ahead() -> None:
+            index = next(queue, None)
+            if index is not None:
+                pending[index] = reader.submit(_read, entries[index])
+
+        read_ahead()
+        for i, entry in enumerate(entries):
+            if i not in pending:
+                yield entry, None
+                continue
+            tensor = pending.pop(i).result()
+            read_ahead()
+            yield entry, tensor.to(device)
+            del tensor
+
+
+PAGE_BYTES = 4096
+
+
+def _read(entry: TensorEntry) -> torch.Tensor:
+    """Load the tensor and fault its pages in: a memory-mapped tensor is read from disk here, in the
+    background, rather than by the kernels (one byte per page is touched; nothing is copied)."""
+    tensor = entry.load()
+    if tensor.device.type == "cpu" and tensor.is_contiguous() and tensor.numel():
+        tensor.reshape(-1).view(torch.uint8)[::PAGE_BYTES].sum()
+    return tensor

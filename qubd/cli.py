@@ -1,0 +1,247 @@
+"""The ``qubd`` command: ``qubd demo``, ``qubd score PATH ...``, ``qubd plot REPORT.json -o PNG``.
+
+Every failure is one line ``qubd: error: ...`` on stderr and a non-zero exit status, without a
+traceback (set ``QUBD_TRACEBACK=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+MIN_TABLE_WIDTH = 110
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error."""
+
+    def error(self, message: str):
+        _fail(f"{message} (see '{self.prog} --help')", EXIT_USAGE)
+
+
+def _fail(message: str, status: int = EXIT_ERROR):
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"qubd: error: {first_line}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def _clip(text: str) -> float | None:
+    if text.lower() in ("none", "minmax", "min/max"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentile or 'none': {text!r}") from None
+
+
+def _add_score_options(parser: argparse.ArgumentParser) -> None:
+    q = parser.add_argument_group("what is computed")
+    q.add_argument("--bits", type=int, default=8, help="bit depth of the quantisation (default 8)")
+    q.add_argument(
+        "--clip",
+        type=_clip,
+        default=99.9,
+        help="range: percentile for robust clipping, or 'none' for min/max (default 99.9)",
+    )
+    q.add_argument(
+        "--baseline",
+        default="shuffle",
+        choices=("shuffle", "none", "reinit", "random-reinit"),
+        help="shuffle: each tensor's values permuted (default); reinit: a module's random "
+        "re-initialisation (modules only); none",
+    )
+    q.add_argument("--seed", type=int, default=0, help="seed of the baseline (default 0)")
+    q.add_argument("--repeats", type=int, default=1, help="baseline runs: mean and std (default 1)")
+    q.add_argument("--binary", action="store_true", help="also the binary baseline BDM(W > 0)")
+    q.add_argument(
+        "--compress",
+        action="append",
+        choices=("gzip", "lzma"),
+        default=[],
+        help="also the compressed size of the packed bit-planes (repeatable)",
+    )
+    q.add_argument(
+        "--advice-margin",
+        type=float,
+        default=1.0,
+        help="percentage points below 100%% for a plane to count as below baseline (default 1)",
+    )
+    q.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to score (default auto)"
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="qubd", description="Algorithmic complexity (QuBD) of neural-network weights.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = commands.add_parser("demo", help="score a small MLP trained for a moment (start here)")
+    demo.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of model, data and baseline (default 0)")
+    demo.set_defaults(run=_run_demo)
+
+    score = commands.add_parser(
+        "score",
+        help="score a checkpoint: .safetensors, a Hugging Face model directory, .bin/.pt",
+        description="Per-plane QuBD of a checkpoint against a baseline. PATH: a .safetensors file, a "
+        "Hugging Face model directory (sharded, with model.safetensors.index.json), or .bin/.pt files "
+        "(read with torch.load(weights_only=True) only); several PATHs make one checkpoint.",
+    )
+    score.add_argument("paths", nargs="+", metavar="PATH")
+    _add_score_options(score)
+    pick = score.add_argument_group("which tensors")
+    pick.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="only tensors whose name matches (glob, or a substring without wildcards); repeatable",
+    )
+    pick.add_argument("--exclude", action="append", metavar="PATTERN", help="leave out matching tensors")
+    pick.add_argument(
+        "--nonfinite",
+        default="error",
+        choices=("error", "skip"),
+        help="a tensor with NaN/Inf values: stop with an error (default) or skip it",
+    )
+    out = score.add_argument_group("output")
+    out.add_argument("--json", metavar="PATH", help="write the full report as JSON")
+    out.add_argument("--csv", metavar="PATH", help="write QuBD per tensor and plane as CSV")
+    out.add_argument("--plot", metavar="PNG", help="write per-plane ratio bars and a tensor x plane heatmap")
+    out.add_argument("--tensors", action="store_true", help="also print a table of the tensors")
+    out.add_argument("--quiet", action="store_true", help="print no table")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    score.set_defaults(run=_run_score)
+
+    plot = commands.add_parser("plot", help="plot a JSON report or training log")
+    plot.add_argument("report", metavar="REPORT.json")
+    plot.add_argument("-o", "--output", required=True, metavar="PNG", help="image to write")
+    plot.set_defaults(run=_run_plot)
+    return parser
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, MIN_TABLE_WIDTH))
+    return console
+
+
+def _run_score(args: argparse.Namespace) -> None:
+    from qubd.checkpoints import open_source
+    from qubd.report import ScoreOptions, score_source
+    from qubd.report.table import print_report
+    from qubd.report.writers import check_writable
+
+    outputs = [p for p in (args.json, args.csv, args.plot) if p]
+    for path in outputs:
+        check_writable(path)
+    if args.plot:
+        _require_matplotlib()
+    options = ScoreOptions(
+        bits=args.bits,
+        clip=args.clip,
+        baseline=args.baseline,
+        seed=args.seed,
+        repeats=args.repeats,
+        binary=args.binary,
+        compressors=tuple(dict.fromkeys(args.compress)),
+        nonfinite=args.nonfinite,
+        device=args.device,
+        advice_margin=args.advice_margin,
+    )
+    paths = args.paths[0] if len(args.paths) == 1 else args.paths
+    with open_source(paths, args.include, args.exclude) as source:
+        report = score_source(source, options, progress=not args.no_progress and sys.stderr.isatty())
+    if not args.quiet:
+        print_report(report, _console(), per_tensor=args.tensors)
+    if args.json:
+        report.to_json(args.json)
+    if args.csv:
+        report.to_csv(args.csv)
+    if args.plot:
+        report.plot(args.plot)
+
+
+def _run_plot(args: argparse.Namespace) -> None:
+    from qubd.report.plots import plot_file
+    from qubd.report.writers import check_writable
+
+    check_writable(args.output)
+    _require_matplotlib()
+    plot_file(args.report, args.output)
+
+
+def _run_demo(args: argparse.Namespace) -> None:
+    from qubd.report import score
+    from qubd.report.demo import demo_model, train_demo_model
+    from qubd.report.table import print_report
+
+    if args.steps < 0:
+        _fail(f"--steps must be >= 0, got {args.steps}", EXIT_USAGE)
+    console = _console()
+    model = demo_model(args.seed)
+    before = score(model, seed=args.seed)
+    console.print(
+        f"Training a 64-256-256-10 MLP for {args.steps} steps on synthetic data "
+        "(labels from 8 of its 64 inputs)...",
+        highlight=False,
+    )
+    loss = train_demo_model(model, args.steps, seed=args.seed)
+    after = score(model, seed=args.seed)
+    after.source = f"the demo MLP after {args.steps} training steps"
+    console.print(
+        f"Loss after training: {loss:.3f}. Before training, QuBD was {before.total.ratio:.1f}% of the "
+        f"shuffled weights' (most significant plane: {before.planes[-1].ratio:.1f}%).\n",
+        highlight=False,
+    )
+    print_report(after, console)
+    console.print(
+        "\nTrained weights hold structure in their most significant planes: those are simpler than the "
+        "same weights shuffled. Next: qubd score MODEL.safetensors --json report.json --plot report.png",
+        highlight=False,
+    )
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        _fail("plotting needs matplotlib (pip install matplotlib)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``qubd`` command line; returns the exit status."""
+    args = _build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception as err:
+        if os.environ.get("QUBD_TRACEBACK"):
+            raise
+        _fail(_describe(err))
+    return 0
+
+
+def _describe(err: BaseException) -> str:
+    from qubd.checkpoints import CheckpointError
+    from qubd.report import ReportError
+
+    if isinstance(err, (CheckpointError, ReportError)):
+        return str(err)
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror or err}"
+    return f"{type(err).__name__}: {err}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

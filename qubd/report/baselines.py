@@ -1,0 +1,50 @@
+"""Baseline tensors: what a tensor's complexity is compared with (paper Eq. 14).
+
+``shuffle``: the tensor's own values in a random order (same value distribution, no structure).
+``reinit``: a random re-initialisation of the module that owns the tensor (its ``reset_parameters``).
+Each run of each tensor has its own seed, derived from ``--seed``, the tensor's name and the run, so
+a tensor's baseline does not depend on which other tensors are scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import torch
+
+from qubd.checkpoints import TensorEntry
+from qubd.report.errors import ReportError
+from qubd.report.options import REINIT, SHUFFLE, ScoreOptions
+
+INT32_INDEX_LIMIT = 2**31
+
+
+def run_seed(seed: int, name: str, run: int) -> int:
+    """A 63-bit seed for baseline run ``run`` of tensor ``name``."""
+    digest = hashlib.blake2b(f"{seed}\0{name}\0{run}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def shuffled(w: torch.Tensor, seed: int) -> torch.Tensor:
+    """``w``'s values randomly permuted (a seeded ``torch.randperm`` on ``w``'s device), same shape.
+
+    Memory: the permutation (int32 below 2**31 elements) and the permuted copy."""
+    n = w.numel()
+    generator = torch.Generator(device=w.device).manual_seed(seed)
+    index_dtype = torch.int32 if n < INT32_INDEX_LIMIT else torch.int64
+    order = torch.randperm(n, generator=generator, device=w.device, dtype=index_dtype)
+    # index_select takes int32 indices as they are (w[order] would widen them to int64: 2x the memory)
+    return torch.index_select(w.reshape(-1), 0, order).reshape(w.shape)
+
+
+def baseline_tensors(entry: TensorEntry, w: torch.Tensor, options: ScoreOptions) -> Iterator[torch.Tensor]:
+    """One baseline tensor per run (none for baseline "none"), each on ``w``'s device."""
+    for run in range(options.runs):
+        seed = run_seed(options.seed, entry.name, run)
+        if options.baseline == SHUFFLE:
+            yield shuffled(w, seed)
+        elif options.baseline == REINIT:
+            if entry.reinitialize is None:
+                raise ReportError(f"baseline 'reinit' needs the module that owns '{entry.name}'")
+            yield entry.reinitialize(seed).to(w.device)

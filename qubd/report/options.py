@@ -1,0 +1,80 @@
+"""What a score computes: bit depth, range, baseline, extra measures, device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from qubd.ops import validation
+from qubd.report.errors import ReportError
+
+SHUFFLE = "shuffle"
+REINIT = "reinit"
+NONE = "none"
+BASELINES = (SHUFFLE, NONE, REINIT)
+BASELINE_ALIASES = {"random-reinit": REINIT}
+COMPRESSORS = ("gzip", "lzma")
+NONFINITE_POLICIES = ("error", "skip")
+DEVICES = ("auto", "cpu", "cuda")
+# A plane counts as below its baseline when at least this many percentage points below (advice rule).
+DEFAULT_ADVICE_MARGIN = 1.0
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """``bits`` planes of codes over [lo, hi] from min/max (``clip=None``) or the ``clip`` percentile.
+
+    ``baseline``: "shuffle" (each tensor's values randomly permuted, ``repeats`` times, seeded by
+    ``seed``), "reinit" (a module's random re-initialisation) or "none". ``binary`` adds
+    BDM(W > 0); ``compressors`` adds gzip/lzma sizes of the packed bit-planes. ``nonfinite``:
+    "error" (default) or "skip" for tensors holding NaN/Inf.
+    """
+
+    bits: int = 8
+    clip: float | None = 99.9
+    baseline: str = SHUFFLE
+    seed: int = 0
+    repeats: int = 1
+    binary: bool = False
+    compressors: tuple[str, ...] = ()
+    nonfinite: str = "error"
+    device: str = "auto"
+    advice_margin: float = DEFAULT_ADVICE_MARGIN
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "baseline", BASELINE_ALIASES.get(self.baseline, self.baseline))
+        object.__setattr__(self, "compressors", tuple(self.compressors))
+        try:
+            validation.check_bits(self.bits)
+            validation.check_clip(self.clip)
+        except ValueError as err:
+            raise ReportError(str(err)) from None
+        _check_choice("baseline", self.baseline, BASELINES)
+        _check_choice("nonfinite", self.nonfinite, NONFINITE_POLICIES)
+        _check_choice("device", self.device, DEVICES)
+        for name in self.compressors:
+            _check_choice("compressor", name, COMPRESSORS)
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ReportError(f"repeats must be a positive integer, got {self.repeats!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ReportError(f"seed must be an integer, got {self.seed!r}")
+        if not self.advice_margin >= 0:
+            raise ReportError(f"advice margin must be >= 0 percentage points, got {self.advice_margin!r}")
+
+    @property
+    def runs(self) -> int:
+        """Baseline runs per tensor: ``repeats``, or 0 without a baseline."""
+        return 0 if self.baseline == NONE else self.repeats
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ReportError("device 'cuda' was asked for, but CUDA is not available")
+        return torch.device(self.device)
+
+
+def _check_choice(what: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ReportError(f"{what} must be one of {', '.join(choices)}; got {value!r}")

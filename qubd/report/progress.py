@@ -1,0 +1,64 @@
+"""A rich progress bar counting weights, with the rate in weights per second."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+from qubd.checkpoints import TensorEntry
+
+ProgressHook = Callable[[TensorEntry], None]
+UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def human(count: float) -> str:
+    """12_345_678 -> "12.3M"."""
+    for scale, unit in UNITS:
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}"
+    return f"{count:.0f}"
+
+
+def weights_progress(total_weights: int, enabled: bool) -> AbstractContextManager[ProgressHook | None]:
+    """A context giving a hook to call after each tensor (advancing by its weights), or None."""
+    if not enabled:
+        return nullcontext(None)
+    return _RichProgress(total_weights)
+
+
+class _RichProgress:
+    NAME_WIDTH = 28
+
+    def __init__(self, total_weights: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+        from rich.table import Column
+        from rich.text import Text
+
+        class WeightsColumn(ProgressColumn):
+            def render(self, task) -> Text:
+                rate = f"{human(task.speed)} weights/s" if task.speed else "- weights/s"
+                return Text(f"{human(task.completed)}/{human(task.total or 0)}, {rate}")
+
+        self._progress = Progress(
+            TextColumn("{task.description}", table_column=Column(width=self.NAME_WIDTH, no_wrap=True)),
+            BarColumn(bar_width=20),
+            WeightsColumn(table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        self._task = self._progress.add_task("scoring", total=total_weights)
+
+    def __enter__(self) -> ProgressHook:
+        self._progress.start()
+        return self._advance
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()
+
+    def _advance(self, entry: TensorEntry) -> None:
+        width = self.NAME_WIDTH
+        name = entry.name if len(entry.name) <= width else "…" + entry.name[-(width - 1) :]
+        self._progress.update(self._task, advance=entry.numel, description=name)

@@ -1,0 +1,168 @@
+"""What a score produced: per tensor, per plane, and summed over the model, against the baseline."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qubd.checkpoints import reason_kind
+from qubd.report.advice import BitDepthAdvice, advise
+from qubd.report.measure import BDM
+from qubd.report.options import ScoreOptions
+from qubd.report.summary import Summary, summarize, summarize_totals
+
+
+@dataclass(frozen=True)
+class PlaneScore:
+    """One bit-plane (0 = least significant; None for a total) summed over the scored tensors.
+
+    ``bdm`` is the QuBD; the same record carries other measures' values (e.g. compressed bytes)."""
+
+    plane: int | None
+    bdm: float
+    baseline: float | None
+    baseline_std: float | None
+    ratio: float | None
+
+
+@dataclass
+class TensorScore:
+    """One tensor: its measures (``values["bdm"]`` per plane, ...) and its baseline's, one dict per run;
+    or why it was skipped."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    skipped: str | None = None
+    values: dict[str, list[float]] = field(default_factory=dict)
+    baseline_runs: list[dict[str, list[float]]] = field(default_factory=list)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def planes(self) -> list[float] | None:
+        """QuBD per plane, plane 0 the least significant; None when skipped."""
+        return self.values.get(BDM)
+
+    def summary(self, measure: str = BDM) -> Summary:
+        return summarize([self.values[measure]], [[run[measure] for run in self.baseline_runs]])
+
+    def total(self, measure: str = BDM) -> Summary:
+        return summarize_totals([self.values[measure]], [[run[measure] for run in self.baseline_runs]])
+
+    def advice(self, margin: float) -> BitDepthAdvice | None:
+        return advise(self.summary(), margin)
+
+
+@dataclass
+class Report:
+    """A model's or checkpoint's QuBD: ``tensors`` in checkpoint order (skipped ones with a reason),
+    and their sums per plane (``planes``) and overall (``total``), against the baseline."""
+
+    source: str
+    options: ScoreOptions
+    tensors: list[TensorScore]
+    device: str = "cpu"
+    excluded: int = 0
+    seconds: float | None = None
+
+    @property
+    def scored(self) -> list[TensorScore]:
+        return [t for t in self.tensors if t.skipped is None]
+
+    @property
+    def skipped(self) -> list[TensorScore]:
+        return [t for t in self.tensors if t.skipped is not None]
+
+    @property
+    def weights(self) -> int:
+        """Number of weights scored."""
+        return sum(t.numel for t in self.scored)
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        return dict(Counter(reason_kind(t.skipped) for t in self.skipped))
+
+    def summary(self, measure: str = BDM) -> Summary:
+        """``measure`` per plane (or its one value) summed over the scored tensors."""
+        scored = self.scored
+        return summarize(
+            [t.values[measure] for t in scored], [[r[measure] for r in t.baseline_runs] for t in scored]
+        )
+
+    def total_summary(self, measure: str = BDM) -> Summary:
+        scored = self.scored
+        return summarize_totals(
+            [t.values[measure] for t in scored], [[r[measure] for r in t.baseline_runs] for t in scored]
+        )
+
+    @property
+    def planes(self) -> list[PlaneScore]:
+        """QuBD per plane over the model, plane 0 the least significant."""
+        return plane_scores(self.summary())
+
+    @property
+    def total(self) -> PlaneScore:
+        """QuBD summed over planes and tensors."""
+        return plane_scores(self.total_summary(), total=True)[0]
+
+    @property
+    def advice(self) -> BitDepthAdvice | None:
+        """The suggested bit depth over the whole model (None without a baseline)."""
+        return advise(self.summary(), self.options.advice_margin)
+
+    def to_dict(self) -> dict:
+        from qubd.report.serialize import report_to_dict
+
+        return report_to_dict(self)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The report as JSON text; written atomically to ``path`` when given."""
+        from qubd.report.serialize import report_to_json
+        from qubd.report.writers import write_text
+
+        text = report_to_json(self)
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """One row per tensor and plane (and totals) as CSV text; written atomically to ``path``."""
+        from qubd.report.serialize import report_to_csv
+        from qubd.report.writers import write_text
+
+        text = report_to_csv(self)
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    def plot(self, path: str | Path) -> None:
+        """Per-plane ratio bars and a tensor x plane heatmap, as an image at ``path`` (matplotlib)."""
+        from qubd.report.plots import plot_report
+
+        plot_report(self, path)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Report:
+        from qubd.report.serialize import report_from_dict
+
+        return report_from_dict(data)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Report:
+        from qubd.report.serialize import read_json, report_from_dict
+
+        return report_from_dict(read_json(path))
+
+
+def plane_scores(summary: Summary, total: bool = False) -> list[PlaneScore]:
+    n = len(summary.values)
+    baseline = summary.baseline or [None] * n
+    std = summary.baseline_std or [None] * n
+    ratio = summary.ratio or [None] * n
+    return [
+        PlaneScore(None if total else i, summary.values[i], baseline[i], std[i], ratio[i]) for i in range(n)
+    ]

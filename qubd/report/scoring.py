@@ -1,0 +1,143 @@
+"""Score a model or checkpoint: stream its tensors, measure each and its baselines, collect a Report."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+import torch
+
+from qubd.checkpoints import (
+    Scorable,
+    TensorEntry,
+    TensorSource,
+    as_scorable,
+    nonfinite_count,
+    open_source,
+    reason_kind,
+    skip_reason,
+    stream_tensors,
+)
+from qubd.report.baselines import baseline_tensors
+from qubd.report.errors import ReportError
+from qubd.report.measure import measure
+from qubd.report.options import REINIT, ScoreOptions
+from qubd.report.progress import weights_progress
+from qubd.report.scores import Report, TensorScore
+
+
+def score(
+    obj: Scorable,
+    bits: int = 8,
+    clip: float | None = 99.9,
+    baseline: str = "shuffle",
+    *,
+    seed: int = 0,
+    repeats: int = 1,
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    binary: bool = False,
+    compressors: Iterable[str] = (),
+    nonfinite: str = "error",
+    device: str = "auto",
+    advice_margin: float = 1.0,
+    progress: bool = False,
+) -> Report:
+    """The QuBD report of ``obj``: an ``nn.Module``, a state dict, or checkpoint path(s) (a
+    ``.safetensors`` file, a Hugging Face model directory, a ``.bin``/``.pt`` file).
+
+    Each eligible tensor (DESIGN.md) is quantised to ``bits`` bits over its min/max (``clip=None``) or
+    its ``clip`` percentile range and scored per bit-plane. ``baseline``: "shuffle" (the tensor's values
+    permuted; ``repeats`` runs seeded by ``seed``), "reinit" (modules only) or "none". ``binary`` adds
+    BDM(W > 0), ``compressors`` ("gzip", "lzma") the compressed sizes of the packed bit-planes.
+    ``include`` / ``exclude``: name patterns. Tensors with NaN/Inf raise ReportError unless
+    ``nonfinite="skip"``. ``progress`` shows a progress bar on stderr.
+    """
+    options = ScoreOptions(
+        bits=bits,
+        clip=clip,
+        baseline=baseline,
+        seed=seed,
+        repeats=repeats,
+        binary=binary,
+        compressors=tuple(compressors),
+        nonfinite=nonfinite,
+        device=device,
+        advice_margin=advice_margin,
+    )
+    with open_source(obj, include, exclude) as source:
+        return score_source(source, options, progress=progress)
+
+
+def score_source(source: TensorSource, options: ScoreOptions, progress: bool = False) -> Report:
+    """Score every tensor of an open source (see ``score``)."""
+    if options.baseline == REINIT and not source.is_module:
+        raise ReportError(
+            f"{source.description}: the 'reinit' baseline needs an nn.Module (a checkpoint has no "
+            "architecture to re-initialise); use 'shuffle'"
+        )
+    device = options.torch_device()
+    wanted = [e for e in source.entries if _eligible(e)]
+    if not wanted:
+        raise ReportError(f"{source.description}: no eligible tensors ({_why_none(source)})")
+    started = time.perf_counter()
+    tensors = []
+    with weights_progress(sum(e.numel for e in wanted), progress) as advance, torch.no_grad():
+        for entry, w in stream_tensors(source.entries, _eligible, device):
+            tensors.append(_score_tensor(entry, w, options))
+            if advance is not None and w is not None:
+                advance(entry)
+            del w
+    report = Report(
+        source=source.description,
+        options=options,
+        tensors=tensors,
+        device=str(device),
+        excluded=source.excluded,
+        seconds=time.perf_counter() - started,
+    )
+    if not report.scored:
+        raise ReportError(f"{source.description}: no tensor could be scored ({_why_none(source, report)})")
+    return report
+
+
+def _metadata_skip(entry: TensorEntry) -> str | None:
+    """Why the entry is not scored, known without reading it (tied, 1-D, ...), or None."""
+    return entry.skipped or skip_reason(entry.shape, entry.dtype)
+
+
+def _eligible(entry: TensorEntry) -> bool:
+    return _metadata_skip(entry) is None
+
+
+def _score_tensor(entry: TensorEntry, w: torch.Tensor | None, options: ScoreOptions) -> TensorScore:
+    result = TensorScore(entry.name, entry.shape, entry.dtype)
+    if w is None:
+        result.skipped = _metadata_skip(entry)
+        return result
+    w = as_scorable(w)
+    bad = nonfinite_count(w)
+    if bad:
+        if options.nonfinite != "skip":
+            raise ReportError(
+                f"tensor '{entry.name}' has {bad} NaN/Inf value(s) of {w.numel()}; "
+                "skip such tensors with --nonfinite skip (nonfinite='skip')"
+            )
+        result.skipped = f"non-finite values ({bad} NaN/Inf)"
+        return result
+    result.values = measure(w, options)
+    result.baseline_runs = [measure(b, options) for b in baseline_tensors(entry, w, options)]
+    return result
+
+
+def _why_none(source: TensorSource, report: Report | None = None) -> str:
+    """Counts of skip reasons, e.g. "62 1-D, 1 not floating point, 3 excluded by name"."""
+    if report is not None:
+        counts = report.skipped_by_reason()
+    else:
+        counts = dict(Counter(reason_kind(_metadata_skip(e)) for e in source.entries))
+    parts = [f"{n} {kind}" for kind, n in counts.items()]
+    if source.excluded:
+        parts.append(f"{source.excluded} excluded by name")
+    return ", ".join(parts) if parts else "it holds no tensors"

@@ -1,0 +1,193 @@
+"""Reports as JSON (everything, round-trips through ``Report.from_dict``) and CSV (QuBD per tensor
+and plane)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import qubd
+from qubd.report.advice import rule
+from qubd.report.errors import ReportError
+from qubd.report.measure import BDM, BINARY, measure_names
+from qubd.report.options import COMPRESSORS, ScoreOptions
+from qubd.report.scores import PlaneScore, Report, TensorScore, plane_scores
+from qubd.report.summary import Summary
+
+FORMAT = "qubd-report"
+FORMAT_VERSION = 1
+CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "skipped")
+ALL_TENSORS = "(all scored tensors)"
+
+
+def report_to_json(report: Report) -> str:
+    return json.dumps(report_to_dict(report), indent=1, allow_nan=False) + "\n"
+
+
+def report_to_dict(report: Report) -> dict:
+    options = report.options
+    advice = report.advice
+    data = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "qubd_version": qubd.__version__,
+        "source": report.source,
+        "bits": options.bits,
+        "clip": options.clip,
+        "baseline": options.baseline,
+        "seed": options.seed,
+        "repeats": options.repeats,
+        "measures": list(measure_names(options)),
+        "nonfinite": options.nonfinite,
+        "device": report.device,
+        "planes": [
+            {**_plane_dict(p), "below_baseline": bool(advice and p.plane in advice.planes_below)}
+            for p in report.planes
+        ],
+        "total": _plane_dict(report.total, plane=False),
+        "advice": None
+        if advice is None
+        else {
+            "rule": rule(options.advice_margin),
+            "margin": options.advice_margin,
+            "suggested_bits": advice.suggested_bits,
+            "planes_below_baseline": advice.planes_below,
+        },
+        "counts": {
+            "tensors": len(report.tensors),
+            "scored": len(report.scored),
+            "skipped": len(report.skipped),
+            "excluded": report.excluded,
+            "skipped_by_reason": report.skipped_by_reason(),
+            "weights": report.weights,
+        },
+        "seconds": report.seconds,
+        "weights_per_second": report.weights / report.seconds if report.seconds else None,
+    }
+    if options.binary:
+        data[BINARY] = _plane_dict(plane_scores(report.summary(BINARY), total=True)[0], plane=False)
+    for compressor in options.compressors:
+        data[compressor] = {
+            "planes": [_plane_dict(p, key="bytes") for p in plane_scores(report.summary(compressor))],
+            "total": _plane_dict(
+                plane_scores(report.total_summary(compressor), total=True)[0], plane=False, key="bytes"
+            ),
+        }
+    data["tensors"] = [_tensor_dict(t, options) for t in report.tensors]
+    return data
+
+
+def _plane_dict(p: PlaneScore, plane: bool = True, key: str = BDM) -> dict:
+    out = {"plane": p.plane} if plane else {}
+    out.update({key: p.bdm, "baseline": p.baseline, "baseline_std": p.baseline_std, "ratio": p.ratio})
+    return out
+
+
+def _vector_dict(summary: Summary, runs: list[list[float]], key: str) -> dict:
+    return {
+        key: summary.values,
+        f"baseline_{key}": summary.baseline,
+        f"baseline_{key}_std": summary.baseline_std,
+        "ratios": summary.ratio,
+        "baseline_runs": runs,
+    }
+
+
+def _tensor_dict(t: TensorScore, options: ScoreOptions) -> dict:
+    data = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "skipped": t.skipped}
+    if t.skipped is not None:
+        return data | {"planes": None, "baseline_planes": None}
+    data |= _vector_dict(t.summary(), [run[BDM] for run in t.baseline_runs], "planes")
+    data["total"] = _plane_dict(plane_scores(t.total(), total=True)[0], plane=False)
+    advice = t.advice(options.advice_margin)
+    data["suggested_bits"] = advice.suggested_bits if advice else None
+    data["planes_below_baseline"] = advice.planes_below if advice else None
+    if options.binary:
+        binary = _plane_dict(plane_scores(t.summary(BINARY), total=True)[0], plane=False)
+        data[BINARY] = binary | {"baseline_runs": [run[BINARY][0] for run in t.baseline_runs]}
+    for compressor in options.compressors:
+        data[compressor] = _vector_dict(
+            t.summary(compressor), [run[compressor] for run in t.baseline_runs], "planes"
+        )
+    return data
+
+
+def read_json(path: str | Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ReportError(f"{path}: not a JSON file ({err})") from None
+
+
+def report_from_dict(data: dict) -> Report:
+    """The Report a ``report_to_dict`` wrote; summaries are recomputed from the tensors."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ReportError('not a qubd report (no "format": "qubd-report" field)')
+    try:
+        measures = data["measures"]
+        options = ScoreOptions(
+            bits=data["bits"],
+            clip=data["clip"],
+            baseline=data["baseline"],
+            seed=data["seed"],
+            repeats=data["repeats"],
+            binary=BINARY in measures,
+            compressors=tuple(m for m in measures if m in COMPRESSORS),
+            nonfinite=data["nonfinite"],
+            advice_margin=(data.get("advice") or {}).get("margin", ScoreOptions.advice_margin),
+        )
+        tensors = [_tensor_from_dict(t, options) for t in data["tensors"]]
+        return Report(
+            source=data["source"],
+            options=options,
+            tensors=tensors,
+            device=data["device"],
+            excluded=data["counts"]["excluded"],
+            seconds=data.get("seconds"),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise ReportError(f"malformed qubd report ({type(err).__name__}: {err})") from None
+
+
+def _tensor_from_dict(t: dict, options: ScoreOptions) -> TensorScore:
+    score = TensorScore(t["name"], tuple(t["shape"]), t["dtype"], t["skipped"])
+    if score.skipped is not None:
+        return score
+    score.values[BDM] = list(t["planes"])
+    runs = [{BDM: list(run)} for run in t["baseline_runs"]]
+    if options.binary:
+        score.values[BINARY] = [t[BINARY][BDM]]
+        for run, value in zip(runs, t[BINARY]["baseline_runs"], strict=True):
+            run[BINARY] = [value]
+    for compressor in options.compressors:
+        score.values[compressor] = list(t[compressor]["planes"])
+        for run, values in zip(runs, t[compressor]["baseline_runs"], strict=True):
+            run[compressor] = list(values)
+    score.baseline_runs = runs
+    return score
+
+
+def report_to_csv(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for t in report.tensors:
+        shape = "x".join(str(s) for s in t.shape)
+        if t.skipped is not None:
+            writer.writerow([t.name, shape, t.dtype, "", "", "", "", "", t.skipped])
+            continue
+        for p in plane_scores(t.summary()) + plane_scores(t.total(), total=True):
+            writer.writerow([t.name, shape, t.dtype, *_csv_values(p), ""])
+    for p in report.planes + [report.total]:
+        writer.writerow([ALL_TENSORS, "", "", *_csv_values(p), ""])
+    return out.getvalue()
+
+
+def _csv_values(p: PlaneScore) -> list:
+    plane = "total" if p.plane is None else p.plane
+    return [plane] + ["" if v is None else v for v in (p.bdm, p.baseline, p.baseline_std, p.ratio)]

