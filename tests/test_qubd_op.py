@@ -82,3 +82,19 @@ def test_ops_are_torch_library_ops():
     w = weights("normal", (8, 8))
     assert torch.equal(torch.ops.qubd.qubd(w, 4, None), qubd.ops.qubd(w, 4))
     assert torch.equal(torch.ops.qubd.quantize.default(w, 4, 99.0), qubd.ops.quantize(w, 4, 99.0))
+
+
+@pytest.mark.parametrize("clip", [None, 99.9])
+def test_parameters_score_without_autograd(cpu_backend, clip, recwarn):
+    w = torch.nn.Linear(40, 24).weight  # requires_grad
+    got = qubd.ops.qubd(w, 4, clip)
+    assert got.grad_fn is None and not got.requires_grad
+    assert not [str(r.message) for r in recwarn.list if "autograd" in str(r.message)]
+    np.testing.assert_allclose(got.numpy(), paper_qubd(w.detach(), 4, clip), rtol=1e-12)
+
+
+def test_strided_input_equals_its_contiguous_copy(cpu_backend):
+    w = weights("normal", (64, 90))[::2, ::3]
+    assert not w.is_contiguous()
+    assert torch.equal(qubd.ops.qubd(w, 8, 99.9), qubd.ops.qubd(w.contiguous(), 8, 99.9))
+    assert torch.equal(qubd.ops.quantize(w, 8), qubd.ops.quantize(w.contiguous(), 8))

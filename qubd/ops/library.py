@@ -95,6 +95,6 @@ def _qubd(w: torch.Tensor, bits: int = 8, clip: float | None = None) -> torch.Te
     return torch.ops.qubd.ctm_score(hist)
 
 
-lib.impl("quantize", _quantize, "CompositeExplicitAutograd")
-lib.impl("bdm", _bdm, "CompositeExplicitAutograd")
-lib.impl("qubd", _qubd, "CompositeExplicitAutograd")
+lib.impl("quantize", _quantize, "CompositeImplicitAutograd")
+lib.impl("bdm", _bdm, "CompositeImplicitAutograd")
+lib.impl("qubd", _qubd, "CompositeImplicitAutograd")
