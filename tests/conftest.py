@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 
+import tests.oracles  # noqa: F401  (loads pybdm with its table loader, once for the session)
 from qubd.backends import registry
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import qubd
 from qubd.backends import registry
+from qubd.range import quant_grid, value_range
 from qubd.reference import blocks, order_statistics, quantize
 
 FLOATS = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
@@ -39,21 +40,21 @@ def random_weights(rows: int, cols: int, dtype: torch.dtype, seed: int) -> torch
 )
 def test_fused_histograms_equal_reference(rows, cols, bits, dtype, clip, seed):
     w = random_weights(rows, cols, dtype, seed)
-    for backend in registry.available_backends("cpu"):
-        os.environ["QUBD_BACKEND"] = backend
-        try:
-            codes = qubd.ops.quantize(w, bits, clip)
-            got = torch.ops.qubd.weight_histograms(w, *_grid(w, bits, clip))
-        finally:
-            del os.environ["QUBD_BACKEND"]
-        lo, delta, _ = _grid(w, bits, clip)
-        assert torch.equal(codes, quantize.quantize_to_grid(w, lo, delta, bits)), backend
-        assert torch.equal(got, blocks.weight_histograms(w, lo, delta, bits)), backend
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("QUBD_BACKEND", "torch")
+        lo, delta, _ = _grid(w, bits, clip)  # the range from the reference alone
+        expected_codes = quantize.quantize_to_grid(w, lo, delta, bits)
+        expected_histograms = blocks.weight_histograms(w, lo, delta, bits)
+        for backend in registry.available_backends("cpu"):
+            env.setenv("QUBD_BACKEND", backend)
+            assert _grid(w, bits, clip) == (lo, delta, bits), backend
+            assert torch.equal(qubd.ops.quantize(w, bits, clip), expected_codes), backend
+            assert torch.equal(torch.ops.qubd.weight_histograms(w, lo, delta, bits), expected_histograms), (
+                backend
+            )
 
 
 def _grid(w, bits, clip):
-    from qubd.range import quant_grid, value_range
-
     grid = quant_grid(*value_range(w, clip), bits)
     return grid.lo, grid.delta, bits
 
@@ -106,3 +107,37 @@ def test_forcing_a_backend_without_that_device_is_an_error(monkeypatch):
     monkeypatch.setenv("QUBD_BACKEND", "cuda")
     with pytest.raises(RuntimeError, match="QUBD_BACKEND=cuda"):
         qubd.ops.qubd(torch.randn(8, 8))
+
+
+@pytest.mark.parametrize("bits", [3, 8, 12])
+def test_wide_matrices_are_walked_in_column_chunks(cpu_backend, bits):
+    # Wider than one column chunk of the native kernel (2**14 columns), with a ragged last chunk.
+    w = random_weights(9, 3 * (1 << 14) + 7, torch.float32, bits)
+    lo, delta, _ = _grid(w, bits, 99.0)
+    assert torch.equal(
+        torch.ops.qubd.weight_histograms(w, lo, delta, bits), blocks.weight_histograms(w, lo, delta, bits)
+    )
+    q = quantize.quantize_to_grid(w, lo, delta, bits)
+    assert torch.equal(torch.ops.qubd.plane_histograms(q, bits), blocks.plane_histograms(q, bits))
+
+
+@pytest.mark.parametrize(
+    ("op", "args", "match"),
+    [
+        ("weight_histograms", (torch.randn(8, 8), 0.0, 0.1, 24), "bits"),
+        ("weight_histograms", (torch.randn(8, 8), 0.0, 0.1, 0), "bits"),
+        ("weight_histograms", (torch.randn(2, 8, 8), 0.0, 0.1, 8), "2D"),
+        ("weight_histograms", (torch.ones(8, 8, dtype=torch.int32), 0.0, 0.1, 8), "float"),
+        ("quantize_to_grid", (torch.randn(8, 8), 0.0, 0.1, 32), "bits"),
+        ("plane_histograms", (torch.full((8, 8), 20), 4), r"\[0, 15\]"),
+        ("plane_histograms", (torch.zeros(2, 8, 8, dtype=torch.uint8), 4), "2D"),
+        ("ctm_score", (torch.zeros(2, 10, dtype=torch.int64),), "65536"),
+        ("ctm_score", (torch.zeros(2, 1 << 16, dtype=torch.int32),), "int64"),
+        ("order_statistics", (torch.randn(10), [10]), "ranks"),
+        ("order_statistics", (torch.ones(10, dtype=torch.int64), [1]), "float"),
+    ],
+)
+def test_primitive_ops_check_their_input(cpu_backend, op, args, match):
+    # Called directly, a primitive op refuses what its kernels would misread (before any kernel runs).
+    with pytest.raises(ValueError, match=match):
+        getattr(torch.ops.qubd, op)(*args)

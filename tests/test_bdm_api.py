@@ -1,9 +1,7 @@
 """qubd.bdm.BDM against pybdm (the oracle) on random inputs of every supported configuration.
 
-Loading pybdm's large CTM tables takes pybdm ~50 s (it sorts multi-million-entry dicts with a Python
-key function); the test module swaps ``pybdm.bdm.get_ctm_dataset`` for :func:`fast_ctm_dataset`,
-which reads the *same* pybdm data files and presents them in the same order (stable sort by
-decreasing CTM, which is what pybdm's ``sorted(..., reverse=True)`` does), sorting lazily with numpy.
+pybdm loads its tables through ``tests.oracles.fast_ctm_dataset`` (the same data files in the same
+order, without pybdm's ~50 s Python sort of the large tables), for the whole test session.
 
 pybdm's ``np.int`` (removed in numpy 2) is only used by ``pybdm.encoding.encode_sequence`` and
 friends, which none of the pybdm code paths used here (``BDM.bdm/ent/nbdm/nent``,
@@ -16,11 +14,7 @@ error).
 
 from __future__ import annotations
 
-import functools
-import gzip
-import importlib.resources
 import math
-import pickle
 import warnings
 
 import numpy as np
@@ -33,45 +27,8 @@ from qubd.bdm import BDM, CTMMissingWarning
 from qubd.ctm.tables import load_table
 
 pybdm = pytest.importorskip("pybdm")
-from pybdm import bdm as pybdm_bdm_module  # noqa: E402
 from pybdm import partitions as pyparts  # noqa: E402
 from pybdm.encoding import normalize_key, string_from_array  # noqa: E402
-
-
-class PybdmOrderedTable(dict):
-    """One shape of a pybdm CTM table: dict lookups as usual, ``items()`` / ``values()`` in pybdm's
-    order (decreasing CTM, ties in file order), computed lazily with numpy."""
-
-    def _order(self):
-        if not hasattr(self, "_sorted"):
-            keys = list(dict.keys(self))
-            values = np.fromiter(dict.values(self), dtype=np.float64, count=len(keys))
-            self._sorted = (keys, values, np.argsort(-values, kind="stable"))
-        return self._sorted
-
-    def items(self):
-        keys, values, order = self._order()
-        return ((keys[i], float(values[i])) for i in order)
-
-    def values(self):
-        _, values, order = self._order()
-        return values[order].tolist()
-
-
-@functools.cache
-def fast_ctm_dataset(name):
-    """pybdm's ``get_ctm_dataset``: the same data files and order, without the slow Python sort."""
-    from pybdm.ctmdata import CTM_DATASETS
-    from pybdm.ctmdata import __name__ as data_package
-
-    raw = importlib.resources.files(data_package).joinpath(CTM_DATASETS[name]).read_bytes()
-    dct = pickle.loads(gzip.decompress(raw))
-    tables = {shape: PybdmOrderedTable(entries) for shape, entries in dct.items()}
-    missing = {shape: np.max(list(entries.values())) + 1 for shape, entries in dct.items()}
-    return tables, missing
-
-
-pybdm_bdm_module.get_ctm_dataset = fast_ctm_dataset
 
 PARTITIONS = {
     "ignore": pyparts.PartitionIgnore,

@@ -20,6 +20,8 @@ namespace qubd::cpu {
 // Below this many blocks per thread, spreading the work costs more than it saves (each thread
 // zeroes and sums `planes` x 65536 counters).
 constexpr int64_t kMinBlocksPerThread = 1 << 15;
+// Columns of a band handled per step (4 scratch rows of this many codes per thread).
+constexpr int64_t kChunkCols = 1 << 14;
 
 template <typename Code>
 inline uint32_t load_byte_slice(const Code* row, int shift) {
@@ -46,47 +48,53 @@ inline void count_block(const Code* const rows[4], int64_t col, int planes, Coun
   for (int p = 0; p < planes; ++p) ++counts[int64_t(p) * kBlockCodes + codes[p]];
 }
 
-// RowSource: `const Code* operator()(int64_t r, Code* scratch) const` returns the first `cols`
-// codes of row r (written into `scratch` if they are computed).
+// RowSource: `const Code* operator()(int64_t r, int64_t c0, int64_t n, Code* scratch) const` returns
+// the codes of row r, columns c0 .. c0 + n - 1 (written into `scratch` if they are computed).
 template <typename Code, typename RowSource>
 void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& source, int64_t* histograms) {
   const int64_t band_count = rows / kBlockSide;
-  const int64_t block_cols = cols / kBlockSide;
-  const int64_t used_cols = block_cols * kBlockSide;
+  const int64_t used_cols = cols / kBlockSide * kBlockSide;
   const int64_t bins = int64_t(planes) * kBlockCodes;
   std::fill(histograms, histograms + bins, int64_t{0});
-  if (band_count == 0 || block_cols == 0) return;
+  if (band_count == 0 || used_cols == 0) return;
 
-  const int64_t blocks = band_count * block_cols;
-  const int threads = int(std::clamp<int64_t>(blocks / kMinBlocksPerThread, 1, omp_get_max_threads()));
+  const int64_t blocks = band_count * (used_cols / kBlockSide);
+  const int threads = int(std::clamp<int64_t>(blocks / kMinBlocksPerThread, 1,
+                                              std::min<int64_t>(omp_get_max_threads(), band_count)));
+  // A band is walked in chunks of columns, so a thread's scratch rows stay small whatever the width.
+  const int64_t chunk = std::min(kChunkCols, used_cols);
 
-  auto count_bands = [&](int64_t first, int64_t last, auto* counts) {
-    std::vector<Code> scratch(kBlockSide * used_cols);
-    for (int64_t band = first; band < last; ++band) {
-      const Code* band_rows[4];
-      for (int r = 0; r < kBlockSide; ++r)
-        band_rows[r] = source(band * kBlockSide + r, scratch.data() + r * used_cols);
-      for (int64_t col = 0; col < used_cols; col += kBlockSide) count_block(band_rows, col, planes, counts);
-    }
+  auto count_bands = [&](int64_t first, int64_t last, Code* scratch, auto* counts) {
+    for (int64_t band = first; band < last; ++band)
+      for (int64_t c0 = 0; c0 < used_cols; c0 += chunk) {
+        const int64_t n = std::min(chunk, used_cols - c0);
+        const Code* band_rows[4];
+        for (int r = 0; r < kBlockSide; ++r) band_rows[r] = source(band * kBlockSide + r, c0, n, scratch + r * chunk);
+        for (int64_t col = 0; col < n; col += kBlockSide) count_block(band_rows, col, planes, counts);
+      }
   };
 
+  // Everything a thread needs is allocated here, outside the parallel region: an exception thrown
+  // inside one would terminate the process.
+  std::vector<Code> scratch(size_t(threads) * kBlockSide * chunk);
   if (threads == 1) {
-    count_bands(0, band_count, histograms);
+    count_bands(0, band_count, scratch.data(), histograms);
     return;
   }
   auto count_in_threads = [&](auto counter) {
     using Counter = decltype(counter);
+    std::vector<Counter> counts(size_t(threads) * bins, 0);
 #pragma omp parallel num_threads(threads)
     {
-      std::vector<Counter> counts(bins, 0);
       const int t = omp_get_thread_num(), n = omp_get_num_threads();
-      count_bands(band_count * t / n, band_count * (t + 1) / n, counts.data());
+      Counter* own = counts.data() + size_t(t) * bins;
+      count_bands(band_count * t / n, band_count * (t + 1) / n, scratch.data() + size_t(t) * kBlockSide * chunk, own);
 #pragma omp critical
-      for (int64_t i = 0; i < bins; ++i) histograms[i] += int64_t(counts[i]);
+      for (int64_t i = 0; i < bins; ++i) histograms[i] += int64_t(own[i]);
     }
   };
   // 32-bit counters halve the cache footprint, when no thread can count 2^32 blocks.
-  if (blocks / threads + block_cols < int64_t(UINT32_MAX))
+  if (blocks / threads + band_count < int64_t(UINT32_MAX))
     count_in_threads(uint32_t{});
   else
     count_in_threads(int64_t{});

@@ -1,3 +1,5 @@
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "block_histograms.h"
@@ -14,9 +16,14 @@ void quantize_row(const Stored* weights, int64_t n, typename Element<Stored>::Co
   for (int64_t i = 0; i < n; ++i) out[i] = Code(quantize_value(Element<Stored>::load(weights[i]), lo, delta, max_code));
 }
 
+void check_bits(int bits) {
+  if (bits < 1 || bits > 16) throw std::invalid_argument("bits must be in 1..16, got " + std::to_string(bits));
+}
+
 // Codes of up to 8 bits are handled as bytes, wider ones as 16-bit words.
 template <typename Fn>
 void dispatch_code_width(int bits, Fn&& fn) {
+  check_bits(bits);
   if (bits <= 8)
     fn(uint8_t{});
   else
@@ -26,6 +33,7 @@ void dispatch_code_width(int bits, Fn&& fn) {
 }  // namespace
 
 void quantize_to_grid(const void* weights, DType dtype, int64_t n, double lo, double delta, int bits, void* codes) {
+  check_bits(bits);
   dispatch_float(dtype, [&](auto stored) {
     using Stored = decltype(stored);
     using Compute = typename Element<Stored>::Compute;
@@ -53,9 +61,8 @@ void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t c
       using Compute = typename Element<Stored>::Compute;
       const auto* w = static_cast<const Stored*>(weights);
       const Compute max_code = Compute((1u << bits) - 1);
-      const int64_t used_cols = cols / kBlockSide * kBlockSide;
-      auto quantised_row = [=](int64_t r, Code* scratch) -> const Code* {
-        quantize_row(w + r * cols, used_cols, Compute(lo), Compute(delta), max_code, scratch);
+      auto quantised_row = [=](int64_t r, int64_t c0, int64_t n, Code* scratch) -> const Code* {
+        quantize_row(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code, scratch);
         return scratch;
       };
       block_histograms<Code>(rows, cols, bits, quantised_row, histograms);
@@ -70,14 +77,11 @@ void code_histograms(const void* codes, DType dtype, int64_t rows, int64_t cols,
     dispatch_integer(dtype, [&](auto stored) {
       using Stored = decltype(stored);
       const auto* q = static_cast<const Stored*>(codes);
-      const int64_t used_cols = cols / kBlockSide * kBlockSide;
-      auto code_row = [=](int64_t r, Code* scratch) -> const Code* {
-        if constexpr (std::is_same_v<Stored, Code>) {
-          return q + r * cols;  // already the right width: read in place
-        } else {
-          for (int64_t c = 0; c < used_cols; ++c) scratch[c] = Code(q[r * cols + c]);
-          return scratch;
-        }
+      auto code_row = [=](int64_t r, int64_t c0, int64_t n, Code* scratch) -> const Code* {
+        const Stored* row = q + r * cols + c0;
+        if constexpr (std::is_same_v<Stored, Code>) return row;  // already the right width: read in place
+        for (int64_t c = 0; c < n; ++c) scratch[c] = Code(row[c]);
+        return scratch;
       };
       block_histograms<Code>(rows, cols, bits, code_row, histograms);
       return 0;

@@ -111,10 +111,13 @@ class RadixSelect {
     const std::vector<Key> prefixes = distinct_prefixes(targets);
     const int slots = int(prefixes.size());
     std::vector<int64_t> counts(size_t(slots * bins), 0);
+    // Allocated outside the parallel region: an exception inside one would terminate the process.
+    const int threads = n_ > (1 << 16) ? omp_get_max_threads() : 1;
+    std::vector<int64_t> locals(size_t(threads) * counts.size(), 0);
 
-#pragma omp parallel if (n_ > (1 << 16))
+#pragma omp parallel num_threads(threads)
     {
-      std::vector<int64_t> local(counts.size(), 0);
+      int64_t* local = locals.data() + size_t(omp_get_thread_num()) * counts.size();
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < n_; ++i) {
         const Key k = key(i);
@@ -124,7 +127,7 @@ class RadixSelect {
           if (h == prefixes[s]) ++local[size_t(s) * bins + digit];
       }
 #pragma omp critical
-      for (size_t i = 0; i < local.size(); ++i) counts[i] += local[i];
+      for (size_t i = 0; i < counts.size(); ++i) counts[i] += local[i];
     }
 
     if (fixed_ == 0)  // the first digit holds sign and exponent: a bucket is all finite or not
@@ -145,20 +148,23 @@ class RadixSelect {
   void gather_and_select(std::vector<Target>& targets) {
     const std::vector<Key> prefixes = distinct_prefixes(targets);
     const int slots = int(prefixes.size());
+    // Each bucket's size is known from the last histogram: fill preallocated buckets (the keys
+    // that match are few, so the shared fill counters see little contention).
     std::vector<std::vector<Key>> buckets(slots);
+    for (const Target& t : targets) buckets[slot(prefixes, t.prefix)].resize(size_t(t.bucket));
+    std::vector<int64_t> filled(slots, 0);
 
-#pragma omp parallel if (n_ > (1 << 16))
-    {
-      std::vector<std::vector<Key>> local(slots);
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < n_; ++i) {
-        const Key k = key(i);
-        const Key h = high(k);
-        for (int s = 0; s < slots; ++s)
-          if (h == prefixes[s]) local[s].push_back(k);
-      }
-#pragma omp critical
-      for (int s = 0; s < slots; ++s) buckets[s].insert(buckets[s].end(), local[s].begin(), local[s].end());
+#pragma omp parallel for schedule(static) if (n_ > (1 << 16))
+    for (int64_t i = 0; i < n_; ++i) {
+      const Key k = key(i);
+      const Key h = high(k);
+      for (int s = 0; s < slots; ++s)
+        if (h == prefixes[s]) {
+          int64_t at;
+#pragma omp atomic capture
+          at = filled[s]++;
+          buckets[s][size_t(at)] = k;
+        }
     }
 
     for (Target& t : targets) {

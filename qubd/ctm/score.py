@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from qubd.ctm.tables import BLOCK_CODES
-
 
 def ctm_score(histograms: torch.Tensor) -> torch.Tensor:
     """BDM of each plane from its 4x4 block-code histogram.
@@ -13,8 +11,6 @@ def ctm_score(histograms: torch.Tensor) -> torch.Tensor:
     ``histograms``: integer [planes, 65536] counts (as ``qubd.ops.plane_histograms`` returns).
     Returns float64 [planes], computed on the histograms' device.
     """
-    if histograms.ndim != 2 or histograms.shape[1] != BLOCK_CODES:
-        raise ValueError(f"histograms must have shape [planes, {BLOCK_CODES}], got {list(histograms.shape)}")
     if histograms.dtype.is_floating_point or histograms.dtype.is_complex or histograms.dtype == torch.bool:
         raise ValueError(f"histograms must hold integer counts, got {histograms.dtype}")
     return torch.ops.qubd.ctm_score(histograms.to(torch.int64).contiguous())

@@ -25,8 +25,7 @@ def plane_histograms(q: torch.Tensor, bits: int) -> torch.Tensor:
 
     ``q`` is flattened to 2D (``flatten(1)``); plane 0 is the least significant bit.
     """
-    validation.check_codes(q, bits)
-    matrix = validation.as_matrix(q, "codes")
+    matrix = validation.as_matrix(validation.check_tensor(q, "codes"), "codes")
     return torch.ops.qubd.plane_histograms(matrix.contiguous(), bits)
 
 

@@ -31,7 +31,10 @@ lib.define("qubd(Tensor w, int bits=8, float? clip=None) -> Tensor")
 
 
 def _dispatching(op: str, device_type: str):
+    check = validation.PRIMITIVE_CHECKS[op]
+
     def run(*args):
+        check(*args)
         return kernel_for(op, device_type)(*args)
 
     run.__name__ = f"{op}_{device_type}"
@@ -69,7 +72,7 @@ def _(histograms):
 
 
 def _grid(w: torch.Tensor, bits: int, clip: float | None):
-    validation.check_weights(w)
+    validation.check_float_values(w)
     validation.check_bits(bits)
     validation.check_clip(clip)
     return quant_grid(*value_range(w, clip), bits)

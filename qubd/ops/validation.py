@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from qubd.ctm.tables import BLOCK_CODES
+
 MAX_BITS = 16
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -26,12 +28,6 @@ def check_tensor(x: object, what: str) -> torch.Tensor:
     if x.numel() == 0:
         raise ValueError(f"{what} is empty (shape {list(x.shape)})")
     return x
-
-
-def check_weights(w: torch.Tensor) -> None:
-    check_tensor(w, "weights")
-    if w.dtype not in FLOAT_DTYPES:
-        raise ValueError(f"weights must be float32, float16, bfloat16 or float64, got {w.dtype}")
 
 
 def as_matrix(x: torch.Tensor, what: str) -> torch.Tensor:
@@ -69,3 +65,57 @@ def check_binary(x: torch.Tensor) -> None:
         raise ValueError(f"input must be binary (bool or 0/1), got {x.dtype}")
     if not ((x == 0) | (x == 1)).all():
         raise ValueError("input must be binary: every value 0 or 1")
+
+
+def check_matrix(x: torch.Tensor, what: str) -> None:
+    if x.ndim != 2:
+        raise ValueError(f"{what} must be a 2D matrix, got shape {list(x.shape)}")
+
+
+def check_float_values(w: torch.Tensor, what: str = "weights") -> None:
+    check_tensor(w, what)
+    if w.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{what} must be float32, float16, bfloat16 or float64, got {w.dtype}")
+
+
+# The primitive ops' own checks, run before any backend's kernel (qubd/ops/library.py), so that a
+# direct torch.ops.qubd call can never hand a kernel something it would misread.
+
+
+def _order_statistics(w: torch.Tensor, ranks: list[int]) -> None:
+    check_float_values(w)
+    bad = [r for r in ranks if not 0 <= r < w.numel()]
+    if bad:
+        raise ValueError(f"ranks must lie in [0, {w.numel() - 1}], got {bad}")
+
+
+def _quantize_to_grid(w: torch.Tensor, lo: float, delta: float, bits: int) -> None:
+    check_float_values(w)
+    check_bits(bits)
+
+
+def _weight_histograms(w: torch.Tensor, lo: float, delta: float, bits: int) -> None:
+    check_float_values(w)
+    check_matrix(w, "weights")
+    check_bits(bits)
+
+
+def _plane_histograms(q: torch.Tensor, bits: int) -> None:
+    check_codes(q, bits)
+    check_matrix(q, "codes")
+
+
+def _ctm_score(histograms: torch.Tensor) -> None:
+    check_matrix(histograms, "histograms")
+    if histograms.shape[1] != BLOCK_CODES or histograms.dtype != torch.int64:
+        got = f"{histograms.dtype} {list(histograms.shape)}"
+        raise ValueError(f"histograms must be int64 [planes, {BLOCK_CODES}], got {got}")
+
+
+PRIMITIVE_CHECKS = {
+    "order_statistics": _order_statistics,
+    "quantize_to_grid": _quantize_to_grid,
+    "weight_histograms": _weight_histograms,
+    "plane_histograms": _plane_histograms,
+    "ctm_score": _ctm_score,
+}
