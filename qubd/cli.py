@@ -11,6 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from qubd.report.options import BASELINE_ALIASES, BASELINES, COMPRESSORS, DEVICES, NONFINITE_POLICIES, SHUFFLE
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -50,8 +52,8 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--baseline",
-        default="shuffle",
-        choices=("shuffle", "none", "reinit", "random-reinit"),
+        default=SHUFFLE,
+        choices=(*BASELINES, *BASELINE_ALIASES),
         help="shuffle: each tensor's values permuted (default); reinit: a module's random "
         "re-initialisation (modules only); none",
     )
@@ -61,7 +63,7 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--compress",
         action="append",
-        choices=("gzip", "lzma"),
+        choices=COMPRESSORS,
         default=[],
         help="also the compressed size of the packed bit-planes (repeatable)",
     )
@@ -71,9 +73,7 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="percentage points below 100%% for a plane to count as below baseline (default 1)",
     )
-    q.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to score (default auto)"
-    )
+    q.add_argument("--device", default="auto", choices=DEVICES, help="where to score (default auto)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -105,7 +105,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pick.add_argument(
         "--nonfinite",
         default="error",
-        choices=("error", "skip"),
+        choices=NONFINITE_POLICIES,
         help="a tensor with NaN/Inf values: stop with an error (default) or skip it",
     )
     out = score.add_argument_group("output")
@@ -124,26 +124,38 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _BrokenPipe(Exception):
+    """stdout was closed by its reader (``qubd score ... | head -1``)."""
+
+
 def _console():
     from rich.console import Console
 
-    console = Console()
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich's own exits with status 1
+            self.quiet = True
+            raise _BrokenPipe
+
+    console = _Console()
     if not console.is_terminal:
-        console = Console(width=max(console.width, MIN_TABLE_WIDTH))
+        console = _Console(width=max(console.width, MIN_TABLE_WIDTH))
     return console
 
 
 def _run_score(args: argparse.Namespace) -> None:
+    """Every output path and the plot's format are checked before scoring; the output files are
+    written (all or none: staged, then put in place together) before the table is printed, so a reader
+    that closes stdout early (``| head``) does not cost them."""
     from qubd.checkpoints import open_source
     from qubd.report import ScoreOptions, score_source
+    from qubd.report.plots import plot_format, plot_report
     from qubd.report.table import print_report
-    from qubd.report.writers import check_writable
+    from qubd.report.writers import check_writable, staged
 
     outputs = [p for p in (args.json, args.csv, args.plot) if p]
     for path in outputs:
         check_writable(path)
-    if args.plot:
-        _require_matplotlib()
+    image_format = plot_format(args.plot) if args.plot else None
     options = ScoreOptions(
         bits=args.bits,
         clip=args.clip,
@@ -159,22 +171,23 @@ def _run_score(args: argparse.Namespace) -> None:
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
     with open_source(paths, args.include, args.exclude) as source:
         report = score_source(source, options, progress=not args.no_progress and sys.stderr.isatty())
+    with staged() as stage:
+        if args.json:
+            report.to_json(stage.path(args.json))
+        if args.csv:
+            report.to_csv(stage.path(args.csv))
+        if args.plot:
+            plot_report(report, stage.path(args.plot), image_format)
     if not args.quiet:
         print_report(report, _console(), per_tensor=args.tensors)
-    if args.json:
-        report.to_json(args.json)
-    if args.csv:
-        report.to_csv(args.csv)
-    if args.plot:
-        report.plot(args.plot)
 
 
 def _run_plot(args: argparse.Namespace) -> None:
-    from qubd.report.plots import plot_file
+    from qubd.report.plots import plot_file, plot_format
     from qubd.report.writers import check_writable
 
     check_writable(args.output)
-    _require_matplotlib()
+    plot_format(args.output)
     plot_file(args.report, args.output)
 
 
@@ -209,18 +222,13 @@ def _run_demo(args: argparse.Namespace) -> None:
     )
 
 
-def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        _fail("plotting needs matplotlib (pip install matplotlib)")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``qubd`` command line; returns the exit status."""
     args = _build_parser().parse_args(argv)
     try:
         args.run(args)
+    except (_BrokenPipe, BrokenPipeError):
+        return _closed_stdout()
     except KeyboardInterrupt:
         _fail("interrupted", EXIT_INTERRUPTED)
     except SystemExit:
@@ -229,6 +237,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("QUBD_TRACEBACK"):
             raise
         _fail(_describe(err))
+    return 0
+
+
+def _closed_stdout() -> int:
+    """The reader of stdout went away: the rest of the output has no reader, which is not an error
+    (the output files were written first). Quietly exit 0; stdout goes to /dev/null so that Python's
+    final flush does not complain either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (e.g. captured by a test)
+        pass
     return 0
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import pickle
 import threading
 from pathlib import Path
 
@@ -97,13 +99,74 @@ def test_module_entries_follow_the_design():
     assert skips["sym.parametrizations.weight.original"] is None  # the original, not sym.weight
 
 
-def test_weight_norm_originals_are_skipped_with_a_reason():
+def test_weight_norm_scores_the_direction_and_says_why_the_magnitude_is_skipped():
     layer = nn.utils.parametrizations.weight_norm(nn.Linear(8, 8))
+    with open_source(layer) as source:
+        skips = _skips(source)
+        (entry,) = [e for e in source.entries if e.name == "parametrizations.weight.original1"]
+        assert torch.equal(entry.load(), layer.parametrizations.weight.original1)
+        assert entry.reinitialize(0).shape == (8, 8)
+    assert skips["parametrizations.weight.original1"] is None
+    assert skips["parametrizations.weight.original0"] == (
+        "weight_norm magnitude (original0, g; its direction original1, v, is scored)"
+    )
+
+
+def test_other_parametrizations_with_several_originals_are_skipped_with_a_reason():
+    class Sum(nn.Module):
+        def forward(self, a, b):
+            return a + b
+
+        def right_inverse(self, w):
+            return w / 2, w / 2
+
+    layer = nn.Linear(8, 8)
+    parametrize.register_parametrization(layer, "weight", Sum())
     with open_source(layer) as source:
         skips = _skips(source)
     assert skips["parametrizations.weight.original1"] == (
         "one of several originals of a parametrized weight (original1)"
     )
+
+
+def test_reinitialize_leaves_a_parametrized_model_usable():
+    model = _Tied()
+    layer = nn.utils.parametrizations.weight_norm(nn.Linear(8, 8))
+    with open_source(model) as source:
+        entry = {e.name: e for e in source.entries}["sym.parametrizations.weight.original"]
+        assert torch.equal(entry.reinitialize(1), entry.reinitialize(1))
+    with open_source(layer) as source:
+        entry = {e.name: e for e in source.entries}["parametrizations.weight.original1"]
+        assert torch.equal(entry.reinitialize(1), entry.reinitialize(1))
+    assert model.sym.weight.shape == (8, 8) and layer.weight.shape == (8, 8)
+    assert parametrize.is_parametrized(model.sym, "weight")
+
+
+def test_parameters_sharing_storage_are_tied():
+    model = _Tied()
+    # two Parameter objects over the same memory (as load_state_dict(..., assign=True) or tying by
+    # .data leaves them)
+    model.head.weight = nn.Parameter(model.embed.weight.data)
+    assert model.head.weight is not model.embed.weight
+    with open_source(model) as source:
+        skips = _skips(source)
+    assert skips["embed.weight"] is None
+    assert skips["head.weight"] == "tied (same tensor as embed.weight)"
+
+
+def test_views_of_one_storage_with_other_shapes_are_not_tied():
+    base = torch.randn(16, 8)
+    with open_source({"top": base[:8], "bottom": base[8:], "again": base[:8]}) as source:
+        assert _skips(source) == {"top": None, "bottom": None, "again": "tied (same tensor as top)"}
+
+
+def test_tie_detection_is_one_function():
+    from qubd.checkpoints import mapping_source, module_source
+    from qubd.checkpoints.entries import tensor_identity
+
+    assert module_source.tensor_identity is tensor_identity
+    assert mapping_source.tensor_identity is tensor_identity
+    assert not hasattr(mapping_source, "_identity")
 
 
 def test_module_entry_loads_the_parametrization_original():
@@ -155,7 +218,40 @@ def test_training_checkpoint_is_scored_by_its_state_dict(tmp_path):
         {"state_dict": {"w": torch.randn(8, 8)}, "optimizer": {"m": torch.randn(8, 8)}, "epoch": 3}, path
     )
     with open_source(path) as source:
-        assert _names(source) == ["w"]
+        assert _skips(source) == {"w": None, "optimizer.m": "optimizer state (under 'optimizer')"}
+
+
+def test_optimizer_state_beside_a_model_is_skipped_not_scored():
+    net = {"layer.weight": torch.randn(8, 8)}
+    opt = {"state": {0: {"exp_avg": torch.randn(8, 8), "step": torch.tensor(3.0)}}, "param_groups": []}
+    sched = {"base_lrs": [0.1], "warm": [torch.randn(8, 8)]}
+    with open_source(
+        {"net": net, "optimizer": opt, "lr_scheduler": sched, "scaler": {"s": torch.ones(4, 4)}}
+    ) as s:
+        skips = {e.name: e.skipped for e in s.entries}
+    assert skips == {
+        "net.layer.weight": None,
+        "optimizer.state.0.exp_avg": "optimizer state (under 'optimizer')",
+        "optimizer.state.0.step": "optimizer state (under 'optimizer')",
+        "lr_scheduler.warm.0": "optimizer state (under 'lr_scheduler')",
+        "scaler.s": "optimizer state (under 'scaler')",
+    }
+
+
+def test_a_parameter_named_like_training_state_is_still_a_weight():
+    with open_source({"scaler": torch.randn(8, 8)}) as source:
+        assert _skips(source) == {"scaler": None}
+
+
+def test_tensors_beside_the_wrapped_state_dict_are_scored_not_dropped(tmp_path):
+    path = tmp_path / "train.pt"
+    model = {"body.weight": torch.randn(8, 8)}
+    torch.save(
+        {"model": model, "head": {"weight": torch.randn(8, 8)}, "optim": {"m": torch.randn(8, 8)}}, path
+    )
+    with open_source(path) as source:
+        skips = {e.name: e.skipped for e in source.entries}
+    assert skips == {"body.weight": None, "head.weight": None, "optim.m": "optimizer state (under 'optim')"}
 
 
 def test_nested_tensors_get_dotted_names():
@@ -400,3 +496,130 @@ def test_stream_propagates_read_errors():
     entries = [TensorEntry("w", (4, 4), "float32", broken)]
     with pytest.raises(CheckpointError, match="cannot read tensor 'w'"):
         list(stream_tensors(entries, lambda e: True, torch.device("cpu")))
+
+
+# --- review fixes: shard indexes and model directories -------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "nested_dotdot", "linked_folder"])
+def test_index_entry_outside_its_directory_is_refused(tmp_path, kind):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    save_file({"secret": torch.randn(8, 8)}, outside / "x.safetensors")
+    model = tmp_path / "model"
+    model.mkdir()
+    save_file({"w": torch.randn(8, 8)}, model / "model-1.safetensors")
+    if kind == "linked_folder":
+        (model / "sub").symlink_to(outside, target_is_directory=True)
+    shard = {
+        "dotdot": "../outside/x.safetensors",
+        "absolute": str(outside / "x.safetensors"),
+        "nested_dotdot": "sub/../../outside/x.safetensors",
+        "linked_folder": "sub/x.safetensors",
+    }[kind]
+    weight_map = {"w": "model-1.safetensors", "secret": shard}
+    (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    with pytest.raises(CheckpointError) as err:
+        open_source(model)
+    message = str(err.value)
+    assert "model.safetensors.index.json" in message and repr(shard) in message
+    assert "outside" in message
+
+
+def test_index_entry_in_a_subfolder_or_symlinked_file_is_fine(tmp_path):
+    blobs = tmp_path / "blobs"  # the Hugging Face cache links snapshot files to blobs elsewhere
+    blobs.mkdir()
+    save_file({"w": torch.randn(8, 8)}, blobs / "abc123")
+    model = tmp_path / "snapshot"
+    (model / "sub").mkdir(parents=True)
+    (model / "model-1.safetensors").symlink_to(blobs / "abc123")
+    save_file({"v": torch.randn(8, 8)}, model / "sub" / "model-2.safetensors")
+    weight_map = {"w": "model-1.safetensors", "v": "./sub/model-2.safetensors"}
+    (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    with open_source(model) as source:
+        assert sorted(_names(source)) == ["v", "w"]
+
+
+def test_directory_ignores_training_state_files(tmp_path):
+    torch.save({"w": torch.randn(8, 8)}, tmp_path / "pytorch_model.bin")
+    # like transformers' TrainingArguments: an object torch.load(weights_only=True) refuses
+    torch.save(argparse.Namespace(output_dir="x"), tmp_path / "training_args.bin")
+    with open_source(tmp_path) as source:
+        assert _names(source) == ["w"]
+
+
+def test_directory_prefers_model_pt_over_optimizer_pt(tmp_path):
+    torch.save({"w": torch.randn(8, 8)}, tmp_path / "model.pt")
+    torch.save({"state": {0: {"exp_avg": torch.randn(8, 8)}}}, tmp_path / "optimizer.pt")
+    torch.save({"last_epoch": 1}, tmp_path / "scheduler.pt")
+    torch.save({"scale": torch.ones(())}, tmp_path / "scaler.pt")
+    torch.save({"cpu": torch.ones(4)}, tmp_path / "rng_state_0.pth")
+    with open_source(tmp_path) as source:
+        assert _names(source) == ["w"]
+
+
+def test_directory_prefers_the_standard_weight_file_names(tmp_path):
+    save_file({"w": torch.randn(8, 8)}, tmp_path / "model.safetensors")
+    save_file({"lora": torch.randn(8, 8)}, tmp_path / "adapter.safetensors")
+    with open_source(tmp_path) as source:
+        assert _names(source) == ["w"]
+
+
+def test_directory_of_only_training_state_is_an_error(tmp_path):
+    torch.save({"state": {}}, tmp_path / "optimizer.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint in this directory"):
+        open_source(tmp_path)
+
+
+def _torch_shards(directory: Path) -> dict[str, str]:
+    tensors = _tensors()
+    torch.save({k: tensors[k] for k in ("a.weight", "a.bias")}, directory / "pytorch_model-1.bin")
+    torch.save({k: tensors[k] for k in ("b.weight", "c.weight")}, directory / "pytorch_model-2.bin")
+    weight_map = {"a.weight": "pytorch_model-1.bin", "a.bias": "pytorch_model-1.bin"}
+    return weight_map | {"b.weight": "pytorch_model-2.bin", "c.weight": "pytorch_model-2.bin"}
+
+
+def test_torch_shard_lacking_an_indexed_tensor_is_an_error(tmp_path):
+    weight_map = _torch_shards(tmp_path) | {"ghost": "pytorch_model-1.bin"}
+    (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    with pytest.raises(CheckpointError, match=r"pytorch_model-1\.bin: the index lists 1 tensor.*'ghost'"):
+        open_source(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "torch"])
+def test_shard_tensor_the_index_does_not_list_is_reported_skipped(tmp_path, fmt):
+    if fmt == "torch":
+        weight_map = _torch_shards(tmp_path)
+        del weight_map["c.weight"]
+        index = tmp_path / "pytorch_model.bin.index.json"
+        shard = "pytorch_model-2.bin"
+    else:
+        _sharded(tmp_path)
+        index = tmp_path / "model.safetensors.index.json"
+        weight_map = json.loads(index.read_text())["weight_map"]
+        del weight_map["c.weight"]
+        shard = "model-00002-of-00002.safetensors"
+    index.write_text(json.dumps({"weight_map": weight_map}))
+    with open_source(tmp_path) as source:
+        skips = {e.name: e.skipped for e in source.entries}
+    assert skips["c.weight"] == f"not in the shard index ({index.name} does not list it for {shard})"
+    assert skips["b.weight"] is None
+
+
+class _Plain:  # a class torch.load(weights_only=True) does not allow
+    pass
+
+
+@pytest.mark.parametrize(
+    ("protocol", "reason"), [(2, "Unsupported global: GLOBAL "), (4, "Unsupported operand")]
+)
+def test_plain_pickle_refusal_keeps_torchs_reason_on_one_line(tmp_path, protocol, reason, recwarn):
+    path = tmp_path / "plain.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"w": torch.randn(8, 8), "obj": _Plain()}, f, protocol=protocol)
+    with pytest.raises(CheckpointError) as err:
+        open_source(path)
+    message = str(err.value)
+    assert f"holds ({reason}" in message, message
+    assert "\n" not in message and "\x1b" not in message and "()" not in message
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]

@@ -185,3 +185,79 @@ def test_installed_command_prints_no_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("qubd: error: ") and result.stderr.count("\n") == 1
+
+
+# --- review fixes ----------------------------------------------------------------------------------
+
+
+def test_closed_stdout_still_writes_the_outputs_and_exits_quietly(checkpoint, tmp_path):
+    """``qubd score x --json r.json | head -1``: the reader goes away before the table is printed."""
+    out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("QUBD_TRACEBACK", None)
+    command = [sys.executable, "-c", "import sys; from qubd.cli import main; sys.exit(main())", "score",
+               str(checkpoint), "--tensors", "--json", str(out_json), "--csv", str(out_csv)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process.stdout.close()  # like head: nobody reads the table
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert err == b""
+    assert json.loads(out_json.read_text())["format"] == "qubd-report"
+    assert out_csv.read_text().startswith("name,")
+
+
+def _no_scoring(*args, **kwargs):
+    raise AssertionError("scored although an output could not be written")
+
+
+@pytest.mark.parametrize("plot", ["out.xyz", "out.PNGX"])
+def test_unsupported_plot_format_fails_before_scoring(capsys, checkpoint, tmp_path, monkeypatch, plot):
+    import qubd.report
+
+    monkeypatch.setattr(qubd.report, "score_source", _no_scoring)
+    out_json = tmp_path / "r.json"
+    status, _, err = run(
+        capsys, "score", str(checkpoint), "--json", str(out_json), "--plot", str(tmp_path / plot)
+    )
+    assert_one_line_error(status, err, plot, "cannot write a", "matplotlib writes", "png")
+    assert not out_json.exists() and not (tmp_path / plot).exists()
+    status, _, err = run(capsys, "plot", str(out_json), "-o", str(tmp_path / plot))
+    assert_one_line_error(status, err, "cannot write a")
+
+
+def test_outputs_are_written_all_or_none(capsys, checkpoint, tmp_path, monkeypatch):
+    import qubd.report.plots
+
+    def broken_plot(*args, **kwargs):
+        raise RuntimeError("the plot broke")
+
+    monkeypatch.setattr(qubd.report.plots, "plot_report", broken_plot)
+    out_json, out_csv, out_png = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
+    out_csv.write_text("old")
+    status, _, err = run(
+        capsys,
+        "score",
+        str(checkpoint),
+        "--json",
+        str(out_json),
+        "--csv",
+        str(out_csv),
+        "--plot",
+        str(out_png),
+    )
+    assert_one_line_error(status, err, "the plot broke")
+    assert not out_json.exists() and not out_png.exists() and out_csv.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "r.csv"]  # no temp files
+
+
+def test_choices_come_from_the_report_options():
+    from qubd.cli import _build_parser
+    from qubd.report import options
+
+    parser = _build_parser()
+    score = parser._subparsers._group_actions[0].choices["score"]
+    actions = {a.dest: a for a in score._actions}
+    assert actions["compress"].choices is options.COMPRESSORS
+    assert actions["device"].choices is options.DEVICES
+    assert actions["nonfinite"].choices is options.NONFINITE_POLICIES
+    assert tuple(actions["baseline"].choices) == (*options.BASELINES, *options.BASELINE_ALIASES)

@@ -8,6 +8,8 @@ import gzip
 import io
 import json
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from qubd import ops
 from qubd.report import ComplexityTracker, Report, ReportError, score
 from qubd.report.advice import advise, rule
 from qubd.report.baselines import run_seed, shuffled
+from qubd.report.plots import plot_file
 from qubd.report.summary import Summary, summarize
 from qubd.report.writers import atomic_path
 
@@ -380,3 +383,101 @@ def test_minilm_most_significant_plane_is_simpler_than_its_shuffle(minilm_path):
     assert report.advice.planes_below[-1] == 7
     position = next(t for t in report.scored if t.name == "embeddings.position_embeddings.weight")
     assert position.summary().ratio[-1] < 60
+
+
+# --- review fixes ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def umask():
+    def set_umask(mask: int) -> None:
+        os.umask(mask)
+
+    old = os.umask(0o022)
+    yield set_umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_outputs_follow_the_umask(tmp_path, umask, mask):
+    umask(mask)
+    report = score(_state_dict())
+    report.to_json(tmp_path / "r.json")
+    report.to_csv(tmp_path / "r.csv")
+    report.plot(tmp_path / "r.png")
+    for name in ("r.json", "r.csv", "r.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+def test_rewritten_output_keeps_its_mode_like_open_does(tmp_path, umask):
+    umask(0o022)
+    path = tmp_path / "r.json"
+    path.write_text("old")
+    path.chmod(0o640)
+    score(_state_dict()).to_json(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def _without_scored_tensors(tmp_path) -> str:
+    data = score(_state_dict()).to_dict()
+    data["tensors"] = [t for t in data["tensors"] if t["skipped"] is not None]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_report_without_scored_tensors_is_a_clear_error(tmp_path):
+    path = _without_scored_tensors(tmp_path)
+    with pytest.raises(ReportError, match="no scored tensors"):
+        Report.from_json(path)
+    with pytest.raises(ReportError, match="no scored tensors"):
+        plot_file(path, tmp_path / "r.png")
+    assert not (tmp_path / "r.png").exists()
+    with pytest.raises(ReportError, match="no scored tensors"):
+        summarize([], [])
+
+
+def test_shuffle_permutation_is_drawn_on_the_cpu_whatever_the_device(monkeypatch):
+    drawn = []
+    randperm = torch.randperm
+
+    def spy(*args, **kwargs):
+        drawn.append((torch.device(kwargs.get("device", "cpu")), kwargs["generator"].device))
+        return randperm(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "randperm", spy)
+    w = torch.randn(32, 16)
+    on_meta = shuffled(w.to("meta"), 3)  # a device other than the CPU, without a GPU
+    assert on_meta.device.type == "meta" and on_meta.shape == w.shape
+    assert drawn == [(torch.device("cpu"), torch.device("cpu"))]
+    g = torch.Generator().manual_seed(3)
+    order = randperm(w.numel(), generator=g, dtype=torch.int32)
+    assert torch.equal(shuffled(w, 3), w.flatten()[order.long()].reshape(w.shape))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_shuffle_is_the_same_on_cpu_and_gpu():
+    w = torch.randn(64, 48)
+    assert torch.equal(shuffled(w, 5), shuffled(w.cuda(), 5).cpu())
+
+
+def test_tracker_and_json_report_share_one_plane_format():
+    from qubd.report import serialize, tracker
+
+    assert not hasattr(tracker, "_plane") and not hasattr(serialize, "_plane_dict")
+    t = ComplexityTracker(_mlp())
+    report = t.log(0)
+    entry = t.entries[0]
+    data = report.to_dict()
+    assert entry["total"] == data["total"]
+    assert entry["planes"] == [{k: v for k, v in p.items() if k != "below_baseline"} for p in data["planes"]]
+
+
+def test_eligibility_uses_the_ops_float_dtypes():
+    from qubd.checkpoints import as_scorable, eligibility
+    from qubd.ops import validation
+
+    assert not hasattr(eligibility, "NATIVE_DTYPES")
+    for dtype in validation.FLOAT_DTYPES:
+        assert as_scorable(torch.zeros(2, dtype=dtype)).dtype == dtype
+    assert as_scorable(torch.zeros(2, dtype=torch.float8_e4m3fn)).dtype == torch.float32

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from qubd.ops import validation
+
 # dtype names (as ``entries.dtype_name`` writes them) of floating tensors, upcast as needed.
 FLOAT_DTYPES = frozenset(
     {
@@ -17,8 +19,6 @@ FLOAT_DTYPES = frozenset(
         "float8_e5m2fnuz",
     }
 )
-# dtypes the ops take as they are; other floating dtypes (fp8) are upcast to float32 first.
-NATIVE_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 MIN_SIDE = 4
 
 
@@ -43,8 +43,9 @@ def reason_kind(reason: str) -> str:
 
 
 def as_scorable(w: torch.Tensor) -> torch.Tensor:
-    """The tensor in a dtype the ops take: fp8 and other exotic floats are upcast to float32."""
-    return w if w.dtype in NATIVE_DTYPES else w.to(torch.float32)
+    """The tensor in a dtype the ops take (``qubd.ops.validation.FLOAT_DTYPES``, as they are): fp8 and
+    other exotic floats are upcast to float32."""
+    return w if w.dtype in validation.FLOAT_DTYPES else w.to(torch.float32)
 
 
 def nonfinite_count(w: torch.Tensor) -> int:

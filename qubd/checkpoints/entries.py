@@ -34,3 +34,17 @@ class TensorEntry:
 def dtype_name(dtype: torch.dtype) -> str:
     """``torch.bfloat16`` -> ``"bfloat16"``."""
     return str(dtype).removeprefix("torch.")
+
+
+def tensor_identity(t: torch.Tensor) -> tuple:
+    """Equal for tensors that are the same values in the same memory: tied weights, whether they are
+    one Parameter object or several sharing storage (``load_state_dict(..., assign=True)``, tying by
+    ``.data``). The storage's address, the offset into it, shape, stride and dtype; a tensor without
+    real storage (empty, meta, sparse) is only itself."""
+    if t.numel() == 0 or t.device.type == "meta" or t.layout != torch.strided:
+        return (id(t),)
+    try:
+        ptr = t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # e.g. tensor subclasses without storage
+        return (id(t),)
+    return (t.device, ptr, t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)

@@ -4,8 +4,10 @@ model directory (sharded safetensors with ``model.safetensors.index.json``, or P
 from __future__ import annotations
 
 import json
+import posixpath
 from dataclasses import dataclass
-from pathlib import Path
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from qubd.checkpoints.errors import CheckpointError
 from qubd.checkpoints.safetensors_source import looks_like_safetensors
@@ -14,6 +16,19 @@ from qubd.checkpoints.torch_file_source import looks_like_torch_file
 SAFETENSORS = "safetensors"
 TORCH = "torch"
 TORCH_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+# The names Hugging Face gives a model's weights, looked for first in a directory.
+STANDARD_INDEXES = (("model.safetensors.index.json", SAFETENSORS), ("pytorch_model.bin.index.json", TORCH))
+STANDARD_FILES = (("model.safetensors", SAFETENSORS), ("pytorch_model.bin", TORCH))
+# What a training run (e.g. the Hugging Face Trainer) saves beside the weights: never scored as weights.
+NON_WEIGHT_FILES = (
+    "training_args.bin",
+    "optimizer.pt",
+    "optimizer.bin",
+    "scheduler.pt",
+    "scheduler.bin",
+    "scaler.pt",
+    "rng_state*.pth",
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +36,7 @@ class CheckpointFile:
     path: Path
     format: str  # SAFETENSORS or TORCH
     names: frozenset[str] | None = None  # the tensors a shard index assigns to this file
+    index: Path | None = None  # that shard index
 
 
 def checkpoint_files(path: Path) -> list[CheckpointFile]:
@@ -49,18 +65,33 @@ def file_format(path: Path) -> str:
 
 
 def _directory_files(directory: Path) -> list[CheckpointFile]:
+    """The standard Hugging Face names first (an index, then a single file); then any index, any
+    ``*.safetensors``, any PyTorch file. Files that hold no weights (``training_args.bin``, the Trainer's
+    ``optimizer.pt`` / ``scheduler.pt`` / ``scaler.pt`` / ``rng_state*.pth``) are never picked."""
+    for name, fmt in STANDARD_INDEXES:
+        if (directory / name).is_file():
+            return _sharded_files(directory / name, fmt)
+    for name, fmt in STANDARD_FILES:
+        if (directory / name).is_file():
+            return [CheckpointFile(directory / name, fmt)]
     for pattern, fmt in (("*.safetensors.index.json", SAFETENSORS), ("*.bin.index.json", TORCH)):
         indexes = sorted(directory.glob(pattern))
         if indexes:
             return _sharded_files(indexes[0], fmt)
     for pattern, fmt in (("*.safetensors", SAFETENSORS),) + tuple((f"*{s}", TORCH) for s in TORCH_SUFFIXES):
-        files = sorted(p for p in directory.glob(pattern) if p.is_file())
+        files = sorted(p for p in directory.glob(pattern) if p.is_file() and not is_non_weight_file(p))
         if files:
             return [CheckpointFile(p, fmt) for p in files]
     raise CheckpointError(
         f"{directory}: no checkpoint in this directory (looked for *.safetensors.index.json, *.safetensors, "
-        "*.bin.index.json, *.bin, *.pt, *.pth, *.ckpt)"
+        "*.bin.index.json, *.bin, *.pt, *.pth, *.ckpt, except training state such as training_args.bin "
+        "and optimizer.pt)"
     )
+
+
+def is_non_weight_file(path: Path) -> bool:
+    """A file a training run leaves beside its weights that holds no weights (``optimizer.pt``, ...)."""
+    return any(fnmatchcase(path.name, pattern) for pattern in NON_WEIGHT_FILES)
 
 
 def _sharded_files(index: Path, fmt: str) -> list[CheckpointFile]:
@@ -76,8 +107,33 @@ def _sharded_files(index: Path, fmt: str) -> list[CheckpointFile]:
         shards.setdefault(str(shard), set()).add(name)
     files = []
     for shard in sorted(shards):
-        path = index.parent / shard
+        path = index.parent / _shard_name(index, shard)
         if not path.is_file():
             raise CheckpointError(f"{index}: lists shard {shard}, which is missing")
-        files.append(CheckpointFile(path, fmt, frozenset(shards[shard])))
+        files.append(CheckpointFile(path, fmt, frozenset(shards[shard]), index))
     return files
+
+
+def _shard_name(index: Path, shard: str) -> str:
+    """``shard`` when it names a file in the index's directory (or below it). An absolute path, or one
+    that leads out of the directory (``../x.safetensors``, or through a linked folder), is a
+    CheckpointError: an index from the internet must not make qubd open files elsewhere. The shard file
+    itself may be a symlink: the Hugging Face cache links every file of a snapshot directory to a blob
+    outside it, and those are the checkpoint's own files."""
+    normal = posixpath.normpath(shard.replace("\\", "/"))
+    outside = (
+        not shard
+        or PurePosixPath(normal).is_absolute()
+        or bool(PureWindowsPath(shard).drive)
+        or normal in (".", "..")
+        or normal.startswith("../")
+    )
+    if not outside:
+        directory = index.parent.resolve()
+        outside = not (index.parent / normal).parent.resolve().is_relative_to(directory)
+    if outside:
+        raise CheckpointError(
+            f"{index}: refused the weight_map entry {shard!r}: a shard must be a file in the index's "
+            "directory, not an absolute path or a path outside it"
+        )
+    return normal

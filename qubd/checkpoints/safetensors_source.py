@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -91,24 +90,13 @@ def _open(path: Path):
         raise CheckpointError(f"{path}: not a valid safetensors file, truncated or corrupt ({err})") from err
 
 
-def safetensors_entries(
-    path: Path, reader: SafetensorsReader, names: Collection[str] | None = None
-) -> list[TensorEntry]:
-    """Entries of the tensors in ``path`` (only ``names`` when given, as a shard index lists them),
-    from its header; ``reader`` reads them. A truncated or corrupt file is a CheckpointError naming it."""
+def safetensors_entries(path: Path, reader: SafetensorsReader) -> list[TensorEntry]:
+    """Entries of the tensors in ``path``, from its header; ``reader`` reads them. A truncated or
+    corrupt file is a CheckpointError naming it. (A shard is checked against its index by the caller.)"""
     handle = _open(path)
     try:
-        keys = list(handle.keys())
-        if names is not None:
-            missing = sorted(set(names) - set(keys))
-            if missing:
-                raise CheckpointError(
-                    f"{path}: the index lists {len(missing)} tensor(s) this shard does not hold, "
-                    f"e.g. '{missing[0]}'"
-                )
-            keys = [key for key in keys if key in names]
         entries = []
-        for key in keys:
+        for key in handle.keys():
             info = handle.get_slice(key)
             dtype = info.get_dtype()
             entries.append(

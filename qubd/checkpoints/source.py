@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from torch import nn
@@ -18,6 +18,9 @@ from qubd.checkpoints.module_source import module_entries
 from qubd.checkpoints.paths import SAFETENSORS, CheckpointFile, checkpoint_files
 from qubd.checkpoints.safetensors_source import SafetensorsReader, safetensors_entries
 from qubd.checkpoints.torch_file_source import torch_file_entries
+
+# The skip reason of a tensor a shard holds but its index does not list for it.
+NOT_INDEXED = "not in the shard index"
 
 Scorable = nn.Module | Mapping | str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -87,16 +90,39 @@ def _entries(obj: Scorable, files: ExitStack) -> tuple[str, list[TensorEntry], b
 
 def _file_entries(file: CheckpointFile, reader: SafetensorsReader) -> list[TensorEntry]:
     if file.format == SAFETENSORS:
-        return safetensors_entries(file.path, reader, file.names)
-    entries = torch_file_entries(file.path)
-    if file.names is not None:
-        entries = [e for e in entries if e.name in file.names]
-    return entries
+        entries = safetensors_entries(file.path, reader)
+    else:
+        entries = torch_file_entries(file.path)
+    return entries if file.names is None else _as_indexed(entries, file)
+
+
+def _as_indexed(entries: list[TensorEntry], file: CheckpointFile) -> list[TensorEntry]:
+    """A shard's entries against its index (the same for safetensors and PyTorch shards): a tensor the
+    index assigns to the shard but the shard lacks is a CheckpointError; a tensor the shard holds but
+    the index does not assign to it is kept, skipped with the reason ``not in the shard index``."""
+    held = {e.name for e in entries}
+    missing = sorted(file.names - held)
+    if missing:
+        raise CheckpointError(
+            f"{file.path}: the index lists {len(missing)} tensor(s) this shard does not hold, "
+            f"e.g. '{missing[0]}'"
+        )
+    index_name = file.index.name if file.index is not None else "shard index"
+    return [
+        e
+        if e.name in file.names
+        else replace(e, skipped=f"{NOT_INDEXED} ({index_name} does not list it for {file.path.name})")
+        for e in entries
+    ]
 
 
 def _check_unique(entries: list[TensorEntry], paths: list[Path]) -> None:
+    """No name twice (a shard's stale copy of a tensor the index assigns elsewhere is reported, not
+    counted)."""
     seen = set()
     for entry in entries:
+        if entry.skipped is not None and entry.skipped.startswith(NOT_INDEXED):
+            continue
         if entry.name in seen:
             where = ", ".join(str(p) for p in paths)
             raise CheckpointError(f"{where}: tensor '{entry.name}' appears more than once")

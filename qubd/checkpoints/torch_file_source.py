@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -28,7 +29,10 @@ def looks_like_torch_file(path: Path) -> bool:
 def torch_file_entries(path: Path) -> list[TensorEntry]:
     is_zip = zipfile.is_zipfile(path)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+        with warnings.catch_warnings():
+            # a plain pickle of protocol > 2: torch warns before refusing it; the refusal says it all
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"{path}: refused to load: torch.load(weights_only=True) does not allow what this pickle holds "
@@ -42,9 +46,12 @@ def torch_file_entries(path: Path) -> list[TensorEntry]:
 
 
 def _refusal(err: Exception) -> str:
-    """torch's reason, without its advice to turn the protection off."""
-    found = re.search(r"WeightsUnpickler error: ([^\n]*?)(?: Please use|\n|$)", str(err))
-    return found.group(1).rstrip(". ") if found else _first_line(err)
+    """torch's reason (the first line of its explanation after "WeightsUnpickler error:", e.g. which
+    global it refused, or which pickle opcode it does not support), without its advice to turn the
+    protection off."""
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]*?)(?: Please use|\n|$)", str(err))
+    reason = found.group(1).strip().rstrip(". ") if found else ""
+    return reason or _first_line(err)
 
 
 def _first_line(err: Exception) -> str:

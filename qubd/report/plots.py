@@ -23,14 +23,33 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _save(fig, path: str | Path) -> None:
+def plot_format(path: str | Path) -> str:
+    """The image format of ``path`` from its suffix (png without one); ReportError when matplotlib
+    cannot write it, or is not installed. Checked before any work is done."""
     fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError as err:
+        raise ReportError("plotting needs matplotlib (pip install matplotlib)") from err
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in supported:
+        raise ReportError(
+            f"{path}: cannot write a .{fmt} image; matplotlib writes {', '.join(sorted(supported))}"
+        )
+    return fmt
+
+
+def _save(fig, path: str | Path, fmt: str | None) -> None:
+    """Into ``path`` as ``fmt`` (default: from the suffix of ``path``)."""
+    fmt = fmt or plot_format(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=110)
 
 
-def plot_report(report: Report, path: str | Path) -> None:
-    """Per-plane ratio bars (QuBD bars without a baseline) above a tensor x plane heatmap."""
+def plot_report(report: Report, path: str | Path, fmt: str | None = None) -> None:
+    """Per-plane ratio bars (QuBD bars without a baseline) above a tensor x plane heatmap, into
+    ``path`` as image format ``fmt`` (default: from the suffix)."""
+    fmt = fmt or plot_format(path)
     scored = report.scored
     rows = len(scored)
     fig = _figure(9.0, 4.0 + min(0.16 * rows, 60.0))
@@ -38,7 +57,7 @@ def plot_report(report: Report, path: str | Path) -> None:
     _plane_bars(bars, report)
     _heatmap(fig, heat, report)
     fig.suptitle(f"QuBD of {report.source}", fontsize=10)
-    _save(fig, path)
+    _save(fig, path, fmt)
 
 
 def _plane_bars(ax, report: Report) -> None:
@@ -108,8 +127,9 @@ def _heatmap(fig, ax, report: Report) -> None:
     ax.set_title("Per tensor and plane", fontsize=9)
 
 
-def plot_history(history: dict, path: str | Path) -> None:
+def plot_history(history: dict, path: str | Path, fmt: str | None = None) -> None:
     """A ComplexityTracker log: per-plane ratio (or QuBD) and total QuBD against the training step."""
+    fmt = fmt or plot_format(path)
     entries = history["entries"]
     if not entries:
         raise ReportError("the training log has no entries to plot")
@@ -146,7 +166,7 @@ def plot_history(history: dict, path: str | Path) -> None:
     total.set_xlabel("training step")
     total.legend(fontsize=7)
     fig.suptitle(f"QuBD during training ({bits} bits)", fontsize=10)
-    _save(fig, path)
+    _save(fig, path, fmt)
 
 
 def _colormap(n: int) -> list:
@@ -158,6 +178,7 @@ def _colormap(n: int) -> list:
 
 def plot_file(json_path: str | Path, image_path: str | Path) -> None:
     """Plot a report or a training log read from a JSON file."""
+    plot_format(image_path)
     from qubd.report.serialize import FORMAT, read_json, report_from_dict
     from qubd.report.tracker import TRACKER_FORMAT
 

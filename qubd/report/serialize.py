@@ -43,10 +43,10 @@ def report_to_dict(report: Report) -> dict:
         "nonfinite": options.nonfinite,
         "device": report.device,
         "planes": [
-            {**_plane_dict(p), "below_baseline": bool(advice and p.plane in advice.planes_below)}
+            {**plane_dict(p), "below_baseline": bool(advice and p.plane in advice.planes_below)}
             for p in report.planes
         ],
-        "total": _plane_dict(report.total, plane=False),
+        "total": plane_dict(report.total, plane=False),
         "advice": None
         if advice is None
         else {
@@ -67,11 +67,11 @@ def report_to_dict(report: Report) -> dict:
         "weights_per_second": report.weights / report.seconds if report.seconds else None,
     }
     if options.binary:
-        data[BINARY] = _plane_dict(plane_scores(report.summary(BINARY), total=True)[0], plane=False)
+        data[BINARY] = plane_dict(plane_scores(report.summary(BINARY), total=True)[0], plane=False)
     for compressor in options.compressors:
         data[compressor] = {
-            "planes": [_plane_dict(p, key="bytes") for p in plane_scores(report.summary(compressor))],
-            "total": _plane_dict(
+            "planes": [plane_dict(p, key="bytes") for p in plane_scores(report.summary(compressor))],
+            "total": plane_dict(
                 plane_scores(report.total_summary(compressor), total=True)[0], plane=False, key="bytes"
             ),
         }
@@ -79,7 +79,9 @@ def report_to_dict(report: Report) -> dict:
     return data
 
 
-def _plane_dict(p: PlaneScore, plane: bool = True, key: str = BDM) -> dict:
+def plane_dict(p: PlaneScore, plane: bool = True, key: str = BDM) -> dict:
+    """One plane's (or, with ``plane=False``, the total's) score, baseline, std and ratio, as JSON
+    reports and training logs write it."""
     out = {"plane": p.plane} if plane else {}
     out.update({key: p.bdm, "baseline": p.baseline, "baseline_std": p.baseline_std, "ratio": p.ratio})
     return out
@@ -100,12 +102,12 @@ def _tensor_dict(t: TensorScore, options: ScoreOptions) -> dict:
     if t.skipped is not None:
         return data | {"planes": None, "baseline_planes": None}
     data |= _vector_dict(t.summary(), [run[BDM] for run in t.baseline_runs], "planes")
-    data["total"] = _plane_dict(plane_scores(t.total(), total=True)[0], plane=False)
+    data["total"] = plane_dict(plane_scores(t.total(), total=True)[0], plane=False)
     advice = t.advice(options.advice_margin)
     data["suggested_bits"] = advice.suggested_bits if advice else None
     data["planes_below_baseline"] = advice.planes_below if advice else None
     if options.binary:
-        binary = _plane_dict(plane_scores(t.summary(BINARY), total=True)[0], plane=False)
+        binary = plane_dict(plane_scores(t.summary(BINARY), total=True)[0], plane=False)
         data[BINARY] = binary | {"baseline_runs": [run[BINARY][0] for run in t.baseline_runs]}
     for compressor in options.compressors:
         data[compressor] = _vector_dict(
@@ -142,6 +144,8 @@ def report_from_dict(data: dict) -> Report:
             advice_margin=(data.get("advice") or {}).get("margin", ScoreOptions.advice_margin),
         )
         tensors = [_tensor_from_dict(t, options) for t in data["tensors"]]
+        if not any(t.skipped is None for t in tensors):
+            raise ReportError("malformed qubd report (no scored tensors: nothing to show)")
         return Report(
             source=data["source"],
             options=options,

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qubd.report.errors import ReportError
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -30,7 +32,10 @@ class Summary:
 
 def summarize(values: Sequence[Sequence[float]], runs: Sequence[Sequence[Sequence[float]]]) -> Summary:
     """``values[t]``: tensor t's vector; ``runs[t][r]``: its baseline's vector in run r (all tensors
-    have the same number of runs; none for no baseline). Sums over tensors, mean/std over runs."""
+    have the same number of runs; none for no baseline). Sums over tensors, mean/std over runs.
+    ReportError when there is no tensor: a sum over none has no length (no planes to show)."""
+    if len(values) == 0:
+        raise ReportError("nothing to sum: no scored tensors")
     total = np.sum(np.asarray(values, dtype=np.float64), axis=0)
     n_runs = len(runs[0]) if len(runs) else 0
     if n_runs == 0:

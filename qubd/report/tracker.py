@@ -11,8 +11,9 @@ from torch import nn
 
 from qubd.checkpoints import open_source
 from qubd.report.options import ScoreOptions
-from qubd.report.scores import PlaneScore, Report
+from qubd.report.scores import Report
 from qubd.report.scoring import score_source
+from qubd.report.serialize import plane_dict
 from qubd.report.writers import check_writable, write_text
 
 TRACKER_FORMAT = "qubd-training-log"
@@ -96,18 +97,13 @@ class ComplexityTracker:
         plot_history(self.to_dict(), path)
 
 
-def _plane(p: PlaneScore) -> dict:
-    out = {} if p.plane is None else {"plane": p.plane}
-    return out | {"bdm": p.bdm, "baseline": p.baseline, "baseline_std": p.baseline_std, "ratio": p.ratio}
-
-
 def _entry(report: Report, step: int) -> dict:
     advice = report.advice
     return {
         "step": step,
         "time": time.time(),
-        "planes": [_plane(p) for p in report.planes],
-        "total": _plane(report.total),
+        "planes": [plane_dict(p) for p in report.planes],
+        "total": plane_dict(report.total, plane=False),
         "suggested_bits": advice.suggested_bits if advice else None,
         "weights": report.weights,
         "tensors": {t.name: t.planes for t in report.scored},
