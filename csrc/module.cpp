@@ -56,6 +56,33 @@ PYBIND11_MODULE(_C, m) {
         qubd::cpu::ctm_score(ptr<const int64_t>(histograms), planes, ptr<const double>(ctm16), ptr<double>(scores));
       },
       release);
+  m.def(
+      "kary_block_counts",
+      [](uintptr_t data, int64_t n, int length, int nsymbols, uintptr_t codes, uintptr_t counts) {
+        return qubd::cpu::kary_block_counts(ptr<const uint8_t>(data), n, length, nsymbols, ptr<int64_t>(codes),
+                                            ptr<int64_t>(counts));
+      },
+      release);
+  m.def(
+      "normalise_kary_codes",
+      [](uintptr_t codes, int64_t count, int length, int nsymbols, uintptr_t out) {
+        qubd::cpu::normalise_kary_codes(ptr<const int64_t>(codes), count, length, nsymbols, ptr<int64_t>(out));
+      },
+      release);
+  m.def(
+      "build_ctm_hash",
+      [](uintptr_t keys, uintptr_t value_ids, int64_t size, int log2_slots, uintptr_t slots) {
+        qubd::cpu::build_ctm_hash(ptr<const int64_t>(keys), ptr<const uint16_t>(value_ids), size, log2_slots,
+                                  ptr<uint64_t>(slots));
+      },
+      release);
+  m.def(
+      "ctm_hash_lookup",
+      [](uintptr_t slots, int log2_slots, uintptr_t palette, uintptr_t queries, int64_t count, uintptr_t out) {
+        qubd::cpu::ctm_hash_lookup(ptr<const uint64_t>(slots), log2_slots, ptr<const double>(palette),
+                                   ptr<const int64_t>(queries), count, ptr<double>(out));
+      },
+      release);
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
   m.def("set_num_threads", [](int n) { omp_set_num_threads(n); });
 }

@@ -356,3 +356,51 @@ def test_stages_compose():
     manual = sum(float((ctm[s] + torch.log2(counts.counts[s].double())).sum()) for s in ctm)
     assert manual == pytest.approx(bdm.bdm(x), rel=1e-14)
     assert "recursive" in repr(bdm)
+
+
+native = pytest.importorskip("qubd.bdm.native")
+needs_native = pytest.mark.skipif(
+    not native.available(torch.empty(0)), reason="the native backend (qubd._C) is not built"
+)
+
+
+@needs_native
+@settings(max_examples=150, deadline=None)
+@given(
+    k=st.sampled_from([4, 5, 6, 9]),
+    length=st.integers(1, 12),
+    n=st.integers(0, 600),
+    used=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_native_kary_kernels_equal_torch(k, length, n, used, seed):
+    """Each native kernel of the k-ary fast path against the torch reference it replaces."""
+    from qubd.bdm.blocks import decode_codes, encode_blocks, normalize_digits
+
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.choice(k, size=min(used, k), replace=False)[rng.integers(0, min(used, k), n)])
+    x = x.to(torch.uint8)
+    codes, counts = native.block_counts(x, length, k)
+    blocks = x[: n // length * length].reshape(-1, length)
+    expected_codes, expected_counts = torch.unique(encode_blocks(blocks, k), return_counts=True)
+    assert torch.equal(codes, expected_codes) and torch.equal(counts, expected_counts)
+    normalised = native.normalise_codes(codes, length, k)
+    assert torch.equal(normalised, normalize_digits(decode_codes(codes, length, k), k))
+    # Looked up: all normalised codes of this length, beside the blocks of x (absent ones included).
+    queries = torch.cat([normalised, torch.from_numpy(load_table(f"ctm-b{k}-d12").codes[(length,)])])
+    values = native.ctm_values(native.ctm_hash(f"ctm-b{k}-d12", (length,)), queries)
+    expected, found = load_table(f"ctm-b{k}-d12").lookup((length,), queries.numpy())
+    assert np.array_equal(~torch.isnan(values).numpy(), found)
+    assert np.array_equal(values.numpy()[found], expected[found])
+
+
+@needs_native
+@pytest.mark.parametrize("k", [4, 5, 6, 9])
+def test_native_kary_bdm_equals_torch_path(k, with_backend):
+    """BDM and entropy of k-ary 1D data through the native fast path and the torch path: bit-equal."""
+    x = np.random.default_rng(k).integers(0, k, size=100_003)
+    bdm = BDM(1, k, warn_if_missing_ctm=False)
+    fast = bdm.bdm(x), bdm.ent(x), bdm.nbdm(x)
+    with_backend("torch")
+    assert not native.available(torch.empty(0))
+    assert (bdm.bdm(x), bdm.ent(x), bdm.nbdm(x)) == fast

@@ -25,4 +25,20 @@ void ctm_score(const int64_t* histograms, int planes, const double* ctm16, doubl
 // Throws std::domain_error if the data hold NaN or Inf.
 std::vector<double> order_statistics(const void* values, DType dtype, int64_t n, const std::vector<int64_t>& ranks);
 
+// k-ary blocks of `length` symbols as base-`nsymbols` codes, first symbol most significant.
+// kary_block_counts: the distinct codes (ascending) of the n / length non-overlapping blocks of
+// `data`, and how often each occurs, into `codes` and `counts` (room for n / length each); returns
+// how many are distinct.
+int64_t kary_block_counts(const uint8_t* data, int64_t n, int length, int nsymbols, int64_t* codes,
+                          int64_t* counts);
+// out[u] = codes[u] with its symbols relabelled 0, 1, ... in order of first appearance.
+void normalise_kary_codes(const int64_t* codes, int64_t count, int length, int nsymbols, int64_t* out);
+// Open-addressing hash table of a CTM table (linear probing, 2**log2_slots slots, a few times
+// `size`): slot = (key + 1) << 16 | value_ids[j] for keys[j] < 2**47, 0 where empty.
+void build_ctm_hash(const int64_t* keys, const uint16_t* value_ids, int64_t size, int log2_slots,
+                    uint64_t* slots);
+// out[i] = palette[value id of queries[i]] (queries >= 0), NaN for queries absent from the table.
+void ctm_hash_lookup(const uint64_t* slots, int log2_slots, const double* palette, const int64_t* queries,
+                     int64_t count, double* out);
+
 }  // namespace qubd::cpu

@@ -14,7 +14,8 @@ the same sums. 2D binary data with the ignore partition and 4x4 blocks take the 
 ``qubd.ops.plane_histograms`` (a 65,536-bin histogram of block codes) and ``qubd.ctm.ctm_score``;
 with the recursive partition the full 4x4 blocks are counted the same way. The correlated
 partition's window codes come from Horner's rule on shifted views of the data
-(:func:`qubd.bdm.blocks.sliding_codes`).
+(:func:`qubd.bdm.blocks.sliding_codes`). k-ary 1D data with the ignore partition are counted (and
+looked up) by the native kernels on CPU tensors (:mod:`qubd.bdm.native`).
 Data may be numpy arrays or torch tensors on any device; results are Python floats (float64).
 """
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from qubd import ops as qops
-from qubd.bdm import normalize
+from qubd.bdm import native, normalize
 from qubd.bdm.blocks import encode_blocks, sliding_codes
 from qubd.bdm.inputs import as_symbols, check_int_option
 from qubd.bdm.lookup import MISSING_POLICIES, CTMLookup
@@ -153,6 +154,7 @@ class BDM:
         binary_4x4 = ndim == 2 and nsymbols == 2 and shape == (4, 4)
         self._fast = binary_4x4 and partition == "ignore"
         self._fast_recursive = binary_4x4 and partition == "recursive"
+        self._native_kary = ndim == 1 and nsymbols > 2 and partition == "ignore"
 
     def __repr__(self) -> str:
         opts = {
@@ -228,6 +230,9 @@ class BDM:
                     counted, self.shape, sliding_codes(x, self.shape[0], self.shift, self.nsymbols), None
                 )
             return counted
+        if self._native_kary and native.available(x):
+            codes, counts = native.block_counts(x, self.shape[0], self.nsymbols)
+            return BlockCounts({self.shape: codes}, {self.shape: counts})
         return self.count(self._decompose(x))
 
     def lookup(self, counts: BlockCounts) -> dict[tuple[int, ...], torch.Tensor]:

@@ -4,6 +4,8 @@ A raw code is normalised (:func:`qubd.bdm.blocks.normalize_codes`) and searched 
 sorted normalised keys. For shapes with at most 2**16 raw codes (every binary block up to 4x4, short
 k-ary blocks) a dense table ``raw code -> CTM`` is built once per device and the lookup is a gather;
 up to 2**22 normalised codes (4-symbol blocks of 12: 32 MiB), a dense ``normalised code -> CTM``.
+On CPU tensors, k-ary codes are normalised and looked up (in a hash table of the CTM table) by the
+native kernels (:mod:`qubd.bdm.native`).
 
 Blocks missing from a table (only the larger k-ary ones: e.g. ``ctm-b4-d12`` lacks about 13% of the
 length-12 keys) get a stand-in value, per ``missing``:
@@ -25,6 +27,7 @@ import warnings
 import numpy as np
 import torch
 
+from qubd.bdm import native
 from qubd.bdm.blocks import key_string, normalize_codes, normalize_digits
 from qubd.ctm.tables import CTMTable
 
@@ -76,6 +79,12 @@ class CTMLookup:
         self, shape: tuple[int, ...], raw: torch.Tensor, digits: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         length = math.prod(shape)
+        hashed = None
+        if self.nsymbols > 2 and native.available(raw):
+            hashed = native.ctm_hash(self.table.name, shape)
+        if hashed is not None:
+            values = native.ctm_values(hashed, native.normalise_codes(raw, length, self.nsymbols))
+            return values, ~torch.isnan(values)
         if digits is not None and self.nsymbols > 2 and not (self.nsymbols == 4 and length == 12):
             normalised = normalize_digits(digits, self.nsymbols)
         else:
