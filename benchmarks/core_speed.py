@@ -63,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096, 8192])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
+    parser.add_argument("--repeats", type=int, default=20, help="calls per case; the best is kept")
     parser.add_argument("--out", help="write the rows as JSON here")
     args = parser.parse_args()
 
@@ -77,7 +78,7 @@ def main() -> None:
         for clip in (None, 99.9):
             for threads in args.threads:
                 _C.set_num_threads(threads)
-                seconds = best_time(lambda w=w, clip=clip: qubd.ops.qubd(w, BITS, clip), repeats=5)
+                seconds = best_time(lambda w=w, clip=clip: qubd.ops.qubd(w, BITS, clip), repeats=args.repeats)
                 rate = w.numel() / seconds
                 row = dict(
                     side=side,
