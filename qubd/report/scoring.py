@@ -117,16 +117,21 @@ def _score_tensor(entry: TensorEntry, w: torch.Tensor | None, options: ScoreOpti
         result.skipped = _metadata_skip(entry)
         return result
     w = as_scorable(w)
-    bad = nonfinite_count(w)
-    if bad:
+    try:
+        result.values = measure(w, options)
+    except ValueError:
+        # The ops refuse NaN/Inf on their own pass over the weights; only then are they counted,
+        # so a finite tensor is not read once more just to check it.
+        bad = nonfinite_count(w)
+        if not bad:
+            raise
         if options.nonfinite != "skip":
             raise ReportError(
                 f"tensor '{entry.name}' has {bad} NaN/Inf value(s) of {w.numel()}; "
                 "skip such tensors with --nonfinite skip (nonfinite='skip')"
-            )
+            ) from None
         result.skipped = f"non-finite values ({bad} NaN/Inf)"
         return result
-    result.values = measure(w, options)
     result.baseline_runs = [measure(b, options) for b in baseline_tensors(entry, w, options)]
     return result
 
