@@ -20,7 +20,7 @@ MIN_SPAN = 1e-8
 
 @dataclass(frozen=True)
 class QuantGrid:
-    """Quantisation grid: code = clamp(round_half_even((w - lo) / delta), 0, 2**bits - 1).
+    """Quantisation grid: a ``bits``-bit code is clamp(round_half_even((w - lo) / delta), 0, 2**bits - 1).
 
     ``lo`` and ``delta`` hold values of the compute dtype (float32, or float64 for float64 weights).
     ``delta`` is +inf for a (near-)constant tensor, which sends every weight to code 0.
@@ -28,7 +28,6 @@ class QuantGrid:
 
     lo: float
     delta: float
-    bits: int
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -79,6 +78,6 @@ def quant_grid(lo: torch.Tensor, hi: torch.Tensor, bits: int) -> QuantGrid:
             "scale the weights or pass float64"
         )
     if span < MIN_SPAN:
-        return QuantGrid(lo=lo.item(), delta=math.inf, bits=bits)
+        return QuantGrid(lo=lo.item(), delta=math.inf)
     delta = span / (2**bits - 1)
-    return QuantGrid(lo=lo.item(), delta=delta.item(), bits=bits)
+    return QuantGrid(lo=lo.item(), delta=delta.item())
