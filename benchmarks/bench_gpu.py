@@ -156,30 +156,17 @@ def score_all(tensors: list[torch.Tensor], clip: float | None) -> torch.Tensor:
     return torch.stack([qubd.ops.qubd(t, BITS, clip) for t in tensors]).sum(0)
 
 
-def score_batched(tensors: list[torch.Tensor], clip: float | None, chunk: int = 64) -> torch.Tensor:
-    """The same sum through the Triton backend's batched histogram launch (ranges still per tensor)."""
-    from qubd.backends.triton.histograms import weight_histograms_batched
-    from qubd.range import quant_grid, value_range
+def score_batched(tensors: list[torch.Tensor], clip: float | None) -> torch.Tensor:
+    """The same sum through ops.qubd_batched (one histogram launch for the small tensors)."""
+    import qubd
 
-    total = torch.zeros(BITS, dtype=torch.float64, device=tensors[0].device)
-    for start in range(0, len(tensors), chunk):
-        part = tensors[start : start + chunk]
-        grids = [quant_grid(*value_range(t, clip), BITS) for t in part]
-        hist = weight_histograms_batched(part, [g.lo for g in grids], [g.delta for g in grids], BITS)
-        total += torch.ops.qubd.ctm_score(hist.reshape(-1, hist.shape[-1])).reshape(len(part), BITS).sum(0)
-    return total
+    return qubd.ops.qubd_batched(tensors, BITS, clip).sum(0)
 
 
 def bench_7b(args) -> list[dict]:
     tensors = [llm_like(shape, torch.bfloat16, seed=i) for i, (_, shape) in enumerate(LLAMA_7B)]
     n = sum(t.numel() for t in tensors)
-    methods = {"ops.qubd per tensor": score_all}
-    try:
-        import qubd.backends.triton.histograms  # noqa: F401
-
-        methods["triton batched histograms"] = score_batched
-    except ImportError:
-        pass
+    methods = {"ops.qubd per tensor": score_all, "ops.qubd_batched": score_batched}
     rows = []
     for (method, fn), clip in itertools.product(methods.items(), CLIPS):
         scores = fn(tensors, clip)  # compile

@@ -8,6 +8,7 @@ any size (``torch.quantile`` itself refuses more than 2**24 elements).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -57,16 +58,37 @@ def _quantiles(w: torch.Tensor, qs: tuple[float, ...]) -> list[torch.Tensor]:
 
 def value_range(w: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lo, hi)`` as 0-d CPU tensors of the compute dtype. Raises ValueError on NaN/Inf weights."""
-    dtype = compute_dtype(w.dtype)
     if clip is None:
-        lo, hi = torch.aminmax(w)
-        lo, hi = lo.to("cpu", dtype), hi.to("cpu", dtype)
-        if not (torch.isfinite(lo) and torch.isfinite(hi)):
-            raise ValueError("weights contain NaN or Inf values")
-        return lo, hi
+        return value_ranges([w], None, names=["weights"])[0]
     q = (1 - clip / 100) / 2
     lo, hi = _quantiles(w, (q, 1 - q))
     return lo, hi
+
+
+def value_ranges(
+    ws: Sequence[torch.Tensor], clip: float | None, names: Sequence[str] | None = None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``value_range`` of each tensor (all on one device). Without clipping, the min/max reductions
+    of all tensors are queued first and copied to the host together: one device sync, not one per
+    tensor. ``names`` label the tensors in errors (default ``weights[i]``)."""
+    names = names if names is not None else [f"weights[{i}]" for i in range(len(ws))]
+    if clip is not None:
+        ranges = []
+        for w, name in zip(ws, names, strict=True):
+            try:
+                ranges.append(value_range(w, clip))
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
+        return ranges
+    # float64 holds every float32/bf16/fp16 value exactly, so one stacked copy serves every dtype.
+    bounds = torch.stack([torch.stack(torch.aminmax(w)).to(torch.float64) for w in ws]).cpu()
+    ranges = []
+    for w, name, (lo, hi) in zip(ws, names, bounds, strict=True):
+        if not (torch.isfinite(lo) and torch.isfinite(hi)):
+            raise ValueError(f"{name} contain NaN or Inf values")
+        dtype = compute_dtype(w.dtype)
+        ranges.append((lo.to(dtype), hi.to(dtype)))
+    return ranges
 
 
 def quant_grid(lo: torch.Tensor, hi: torch.Tensor, bits: int) -> QuantGrid:

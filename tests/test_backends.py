@@ -54,6 +54,28 @@ def test_fused_histograms_equal_reference(rows, cols, bits, dtype, clip, seed):
             )
 
 
+@settings(max_examples=20, deadline=None)
+@given(
+    shapes=st.lists(st.tuples(st.integers(4, 40), st.integers(4, 40)), min_size=1, max_size=6),
+    bits=st.integers(1, 16),
+    dtype=st.sampled_from(FLOATS),
+    seed=st.integers(0, 2**31),
+)
+def test_batched_histograms_equal_reference(shapes, bits, dtype, seed):
+    ws = [random_weights(rows, cols, dtype, seed + i) for i, (rows, cols) in enumerate(shapes)]
+    grids = [_grid(w, bits, None) for w in ws]
+    lo, delta = [g[0] for g in grids], [g[1] for g in grids]
+    expected = torch.stack(
+        [blocks.weight_histograms(w, a, d, bits) for w, a, d in zip(ws, lo, delta, strict=True)]
+    )
+    with pytest.MonkeyPatch.context() as env:
+        for backend in registry.available_backends("cpu"):
+            env.setenv("QUBD_BACKEND", backend)
+            assert torch.equal(torch.ops.qubd.weight_histograms_batched(ws, lo, delta, bits), expected), (
+                backend
+            )
+
+
 def _grid(w, bits, clip):
     grid = quant_grid(*value_range(w, clip), bits)
     return grid.lo, grid.delta, bits
@@ -135,6 +157,18 @@ def test_wide_matrices_are_walked_in_column_chunks(cpu_backend, bits):
         ("ctm_score", (torch.zeros(2, 1 << 16, dtype=torch.int32),), "int64"),
         ("order_statistics", (torch.randn(10), [10]), "ranks"),
         ("order_statistics", (torch.ones(10, dtype=torch.int64), [1]), "float"),
+        ("weight_histograms_batched", ([torch.randn(8, 8)], [0.0, 1.0], [0.1], 8), "one entry per tensor"),
+        (
+            "weight_histograms_batched",
+            ([torch.randn(8, 8), torch.randn(2, 8, 8)], [0.0] * 2, [0.1] * 2, 8),
+            "2D",
+        ),
+        (
+            "weight_histograms_batched",
+            ([torch.ones(8, 8, dtype=torch.int8)], [0.0], [0.1], 8),
+            r"weights\[0\]",
+        ),
+        ("weight_histograms_batched", ([torch.randn(8, 8)], [0.0], [0.1], 17), "bits"),
     ],
 )
 def test_primitive_ops_check_their_input(cpu_backend, op, args, match):

@@ -90,3 +90,26 @@ def test_range_wider_than_float32(cpu_backend):
     with pytest.raises(ValueError, match="wider than"):
         qubd.ops.qubd(w)
     assert qubd.ops.qubd(w.double()).isfinite().all()  # float64 holds the span
+
+
+@pytest.mark.parametrize("clip", [None, 99.9])
+def test_batched_names_the_bad_tensor(cpu_backend, clip):
+    ws = [torch.randn(8, 8), torch.randn(8, 8), torch.randn(8, 8)]
+    ws[2][1, 1] = math.nan
+    with pytest.raises(ValueError, match=r"weights\[2\].*NaN or Inf"):
+        qubd.ops.qubd_batched(ws, 8, clip)
+    with pytest.raises(ValueError, match=r"weights\[1\].*side < 4"):
+        qubd.ops.qubd_batched([torch.randn(8, 8), torch.randn(3, 8)])
+    with pytest.raises(ValueError, match=r"weights\[0\].*float"):
+        qubd.ops.qubd_batched([torch.ones(8, 8, dtype=torch.int32)])
+
+
+def test_batched_needs_one_device():
+    with pytest.raises(ValueError, match="one device"):
+        qubd.ops.qubd_batched([torch.randn(8, 8), torch.randn(8, 8, device="meta")])
+
+
+@pytest.mark.parametrize("ws", [torch.randn(2, 8, 8), [torch.randn(8, 8), "w"]])
+def test_batched_needs_a_list_of_tensors(ws):
+    with pytest.raises(TypeError, match="sequence of torch.Tensor"):
+        qubd.ops.qubd_batched(ws)

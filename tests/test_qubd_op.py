@@ -98,3 +98,41 @@ def test_strided_input_equals_its_contiguous_copy(cpu_backend):
     assert not w.is_contiguous()
     assert torch.equal(qubd.ops.qubd(w, 8, 99.9), qubd.ops.qubd(w.contiguous(), 8, 99.9))
     assert torch.equal(qubd.ops.quantize(w, 8), qubd.ops.quantize(w.contiguous(), 8))
+
+
+def mixed_batch() -> list[torch.Tensor]:
+    """Tensors of several shapes and dtypes, a conv kernel and a constant among them."""
+    return [
+        weights("normal", (48, 61), seed=1),
+        weights("heavy", (16, 3, 3, 5), seed=2),
+        weights("uniform", (9, 130), seed=3).to(torch.bfloat16),
+        torch.full((20, 20), 0.3),
+        weights("heavy", (33, 17), seed=4).to(torch.float16),
+        weights("normal", (12, 40), seed=5).double(),
+    ]
+
+
+@pytest.mark.parametrize("clip", [None, 99.9])
+def test_qubd_batched_equals_paper_pipeline(cpu_backend, clip):
+    ws = mixed_batch()
+    got = qubd.ops.qubd_batched(ws, 6, clip)
+    assert got.shape == (len(ws), 6) and got.dtype == torch.float64
+    for w, row in zip(ws, got, strict=True):
+        expected = paper_qubd(w.double() if w.dtype == torch.float64 else w.float(), 6, clip)
+        np.testing.assert_allclose(row.numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("clip", [None, 90.0])
+def test_qubd_batched_is_qubd_per_tensor_across_launches(cpu_backend, monkeypatch, clip):
+    from qubd.ops import library
+
+    # Histograms of 3 tensors per launch at 4 bits: the 6 tensors take two launches.
+    monkeypatch.setattr(library, "BATCH_HISTOGRAM_BYTES", 3 * 4 * 65536 * 8)
+    ws = mixed_batch()
+    expected = torch.stack([qubd.ops.qubd(w, 4, clip) for w in ws])
+    assert torch.equal(qubd.ops.qubd_batched(ws, 4, clip), expected)
+
+
+def test_qubd_batched_of_nothing():
+    got = qubd.ops.qubd_batched([], 5)
+    assert got.shape == (0, 5) and got.dtype == torch.float64

@@ -135,6 +135,34 @@ def test_shuffle_baseline_runs_are_their_own_permutations():
     assert len({tuple(run) for run in expected}) == 3
 
 
+@pytest.mark.parametrize("group_tensors", [1, 4, 64])
+def test_tensors_scored_in_groups_equal_one_by_one(monkeypatch, group_tensors):
+    import qubd.report.scoring as scoring
+
+    monkeypatch.setattr(scoring, "GROUP_TENSORS", group_tensors)
+    g = torch.Generator().manual_seed(3)
+    tensors = {}
+    for i in range(30):  # small matrices of several shapes and dtypes, with 1-D tensors between them
+        rows, cols = 4 + i % 7, 5 + 3 * (i % 5)
+        tensors[f"l{i}.weight"] = torch.randn(rows, cols, generator=g).to(
+            (torch.float32, torch.bfloat16, torch.float16)[i % 3]
+        )
+        tensors[f"l{i}.bias"] = torch.randn(rows, generator=g)
+    tensors["l7.weight"][0, 0] = float("nan")
+    report = score(tensors, bits=6, repeats=2, seed=5, nonfinite="skip")
+    assert [t.name for t in report.tensors] == list(tensors)
+    for t in report.tensors:
+        if t.name == "l7.weight":
+            assert t.skipped == "non-finite values (1 NaN/Inf)"
+        elif t.name.endswith(".weight"):
+            w = tensors[t.name]
+            assert t.planes == ops.qubd(w, 6, 99.9).tolist(), t.name
+            runs = [ops.qubd(shuffled(w, run_seed(5, t.name, r)), 6, 99.9).tolist() for r in range(2)]
+            assert [run["bdm"] for run in t.baseline_runs] == runs, t.name
+        else:
+            assert t.skipped == "1-D"
+
+
 def test_a_tensors_baseline_does_not_depend_on_the_others():
     tensors = _state_dict()
     alone = score(tensors, include="noise.weight").scored[0]

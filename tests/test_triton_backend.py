@@ -173,9 +173,11 @@ def test_private_copies_and_tile_loops_sum_exactly(triton_backend, monkeypatch):
 
 @interpreter
 @pytest.mark.parametrize("bits", [3, 8, 12])
-def test_batched_histograms_equal_reference(triton_backend, bits):
-    from qubd.backends.triton.histograms import weight_histograms_batched
+def test_batched_histograms_equal_reference(triton_backend, monkeypatch, bits):
+    from qubd.backends.triton import histograms
 
+    # Tensors above 2000 elements take the single-tensor launch, the others share one per dtype.
+    monkeypatch.setattr(histograms, "BATCH_MAX_ELEMENTS", 2000)
     g = torch.Generator().manual_seed(bits)
     shapes = [(37, 53), (4, 4), (3, 100), (130, 9), (64, 64), (8, 1000), (5, 5), (300, 40)]
     dtypes = [torch.float32, torch.bfloat16, torch.float32, torch.float16, torch.float64, torch.bfloat16]
@@ -189,7 +191,7 @@ def test_batched_histograms_equal_reference(triton_backend, bits):
     # Both orders: tensors lie before and after the first one in memory (negative element offsets).
     for order in (ws, ws[::-1]):
         grids_in_order = grids if order is ws else grids[::-1]
-        got = weight_histograms_batched(
+        got = torch.ops.qubd.weight_histograms_batched(
             order, [gr[0] for gr in grids_in_order], [gr[1] for gr in grids_in_order], bits
         )
         for w, (lo, delta, _), hist in zip(order, grids_in_order, got, strict=True):
@@ -197,6 +199,23 @@ def test_batched_histograms_equal_reference(triton_backend, bits):
                 assert not hist.any()
             else:
                 assert torch.equal(hist, blocks.weight_histograms(w, lo, delta, bits))
+
+
+@interpreter
+@pytest.mark.parametrize("clip", [None, 99.0])
+def test_qubd_batched_equals_qubd_per_tensor(triton_backend, monkeypatch, clip):
+    from qubd.backends.triton import histograms
+    from qubd.ops import library
+
+    monkeypatch.setattr(histograms, "BATCH_MAX_ELEMENTS", 3000)  # (80, 50) gets a launch of its own
+    monkeypatch.setattr(library, "BATCH_HISTOGRAM_BYTES", 4 * 8 * 65536 * 8)  # 4 tensors per call
+    shapes = [(37, 53), (4, 4), (80, 50), (16, 3, 3, 3), (9, 40), (12, 12), (5, 31)]
+    ws = [heavy_tailed(shape, seed=i).to(FLOATS[i % 4]) for i, shape in enumerate(shapes)]
+    got = qubd.ops.qubd_batched(ws, 8, clip)
+    assert torch.equal(got, torch.stack([qubd.ops.qubd(w, 8, clip) for w in ws]))
+    monkeypatch.setenv("QUBD_BACKEND", "native")  # same histograms; the CTM sum may round differently
+    native = torch.stack([qubd.ops.qubd(w, 8, clip) for w in ws])
+    np.testing.assert_allclose(got.numpy(), native.numpy(), rtol=1e-12)
 
 
 @interpreter
@@ -382,19 +401,30 @@ def test_cuda_constant_tensor(triton_backend, dtype, clip):
 @pytest.mark.cuda
 @needs_cuda
 def test_cuda_batched_histograms(triton_backend, monkeypatch):
-    from qubd.backends.triton.histograms import weight_histograms_batched
-
     shapes = [(4, 4), (37, 53), (768, 768), (3072, 768), (5, 3000), (1027, 4099), (30522, 768)]
     ws = [
         heavy_tailed(shape, seed=i).to(torch.bfloat16 if i % 2 else torch.float32)
         for i, shape in enumerate(shapes)
     ]
     grids = [_reference_grid(monkeypatch, w, 8, 99.9) for w in ws]
-    got = weight_histograms_batched(
+    got = torch.ops.qubd.weight_histograms_batched(
         [w.cuda() for w in ws], [gr[0] for gr in grids], [gr[1] for gr in grids], 8
     ).cpu()
     for w, (lo, delta, bits), hist in zip(ws, grids, got, strict=True):
         assert torch.equal(hist, blocks.weight_histograms(w, lo, delta, bits))
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("clip", [None, 99.9])
+def test_cuda_qubd_batched_equals_cpu(triton_backend, monkeypatch, clip):
+    shapes = [(4, 4), (37, 53), (768, 768), (64, 3, 3, 3), (5, 3000), (30522, 768)] * 12
+    ws = [random_weights(shape, FLOATS[i % 4], seed=i) for i, shape in enumerate(shapes)]
+    got = qubd.ops.qubd_batched([w.cuda() for w in ws], 8, clip).cpu()
+    assert torch.equal(got, torch.stack([qubd.ops.qubd(w.cuda(), 8, clip) for w in ws]).cpu())
+    monkeypatch.setenv("QUBD_BACKEND", "native")
+    native = torch.stack([qubd.ops.qubd(w, 8, clip) for w in ws])
+    np.testing.assert_allclose(got.numpy(), native.numpy(), rtol=1e-12)
 
 
 def _exact_bf16_order_statistics(w: torch.Tensor, ranks: list[int]) -> torch.Tensor:

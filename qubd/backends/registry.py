@@ -13,7 +13,14 @@ from collections.abc import Callable
 from functools import cache
 
 # The primitive ops every backend may implement (schemas in qubd/ops/library.py).
-PRIMITIVE_OPS = ("order_statistics", "quantize_to_grid", "plane_histograms", "weight_histograms", "ctm_score")
+PRIMITIVE_OPS = (
+    "order_statistics",
+    "quantize_to_grid",
+    "plane_histograms",
+    "weight_histograms",
+    "weight_histograms_batched",
+    "ctm_score",
+)
 BACKENDS = ("native", "triton", "cuda", "torch")
 # Fastest first. Triton on a CPU tensor only runs under TRITON_INTERPRET=1, so it is never a CPU default.
 PREFERENCE = {"cpu": ("native", "torch"), "cuda": ("cuda", "triton", "torch")}

@@ -3,6 +3,8 @@ CPU or CUDA tensors; the backend is chosen per device (``QUBD_BACKEND`` forces o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from qubd.ops import library as _library  # noqa: F401  (declares the ops)
@@ -44,4 +46,20 @@ def qubd(w: torch.Tensor, bits: int = 8, clip: float | None = None) -> torch.Ten
     return torch.ops.qubd.qubd(w, bits, clip)
 
 
-__all__ = ["bdm", "plane_histograms", "quantize", "qubd"]
+def qubd_batched(ws: Sequence[torch.Tensor], bits: int = 8, clip: float | None = None) -> torch.Tensor:
+    """``qubd`` of each tensor of ``ws`` (all on one device): float64 [len(ws), bits].
+
+    The same numbers as one ``qubd`` call per tensor. On a GPU the histograms of many tensors are
+    computed in one kernel launch, and without ``clip`` their ranges cost one device sync in all, so
+    hundreds of small tensors do not each pay launch and sync overhead.
+    """
+    validation.check_bits(bits)
+    validation.check_clip(clip)
+    if isinstance(ws, torch.Tensor) or not all(isinstance(w, torch.Tensor) for w in ws):
+        raise TypeError("ws must be a sequence of torch.Tensor (use qubd for a single tensor)")
+    if not ws:
+        return torch.empty(0, bits, dtype=torch.float64)
+    return torch.ops.qubd.qubd_batched(list(ws), bits, clip)
+
+
+__all__ = ["bdm", "plane_histograms", "quantize", "qubd", "qubd_batched"]

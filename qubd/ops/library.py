@@ -1,9 +1,9 @@
 """Every qubd op's schema, declared once with torch.library.
 
 Primitive ops (``order_statistics``, ``quantize_to_grid``, ``plane_histograms``,
-``weight_histograms``, ``ctm_score``) run a backend's kernel for the tensor's device (see
-``qubd.backends.registry``). The public ops (``quantize``, ``bdm``, ``qubd``) are composites of
-the primitives, the same on every device.
+``weight_histograms``, ``weight_histograms_batched``, ``ctm_score``) run a backend's kernel for the
+tensor's device (see ``qubd.backends.registry``). The public ops (``quantize``, ``bdm``, ``qubd``,
+``qubd_batched``) are composites of the primitives, the same on every device.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from qubd.backends.registry import PRIMITIVE_OPS, kernel_for
 from qubd.ctm.tables import BLOCK_CODES
 from qubd.ops import validation
-from qubd.range import quant_grid, value_range
+from qubd.range import quant_grid, value_range, value_ranges
 from qubd.reference.quantize import code_dtype
 
 lib = torch.library.Library("qubd", "DEF")
@@ -23,11 +23,17 @@ lib.define("order_statistics(Tensor w, int[] ranks) -> Tensor")
 lib.define("quantize_to_grid(Tensor w, float lo, float delta, int bits) -> Tensor")
 lib.define("plane_histograms(Tensor q, int bits) -> Tensor")
 lib.define("weight_histograms(Tensor w, float lo, float delta, int bits) -> Tensor")
+lib.define("weight_histograms_batched(Tensor[] ws, float[] lo, float[] delta, int bits) -> Tensor")
 lib.define("ctm_score(Tensor histograms) -> Tensor")
 # Composites.
 lib.define("quantize(Tensor w, int bits, float? clip=None) -> Tensor")
 lib.define("bdm(Tensor x) -> Tensor")
 lib.define("qubd(Tensor w, int bits=8, float? clip=None) -> Tensor")
+lib.define("qubd_batched(Tensor[] ws, int bits=8, float? clip=None) -> Tensor")
+
+# qubd_batched launches the histograms of at most this many bytes of int64 counts at once
+# (8 planes: 32 tensors), which bounds its memory however many tensors it is given.
+BATCH_HISTOGRAM_BYTES = 2**27
 
 
 def _dispatching(op: str, device_type: str):
@@ -66,6 +72,11 @@ def _(w, lo, delta, bits):
     return w.new_empty(bits, BLOCK_CODES, dtype=torch.int64)
 
 
+@torch.library.register_fake("qubd::weight_histograms_batched")
+def _(ws, lo, delta, bits):
+    return ws[0].new_empty(len(ws), bits, BLOCK_CODES, dtype=torch.int64)
+
+
 @torch.library.register_fake("qubd::ctm_score")
 def _(histograms):
     return histograms.new_empty(histograms.shape[0], dtype=torch.float64)
@@ -98,6 +109,28 @@ def _qubd(w: torch.Tensor, bits: int = 8, clip: float | None = None) -> torch.Te
     return torch.ops.qubd.ctm_score(hist)
 
 
+def _qubd_batched(ws: list[torch.Tensor], bits: int = 8, clip: float | None = None) -> torch.Tensor:
+    validation.check_bits(bits)
+    validation.check_clip(clip)
+    names = [f"weights[{i}]" for i in range(len(ws))]
+    matrices = []
+    for w, name in zip(ws, names, strict=True):
+        validation.check_float_values(w, name)
+        matrices.append(validation.as_matrix(w, name).contiguous())
+    validation.check_one_device(ws)
+    grids = [quant_grid(lo, hi, bits) for lo, hi in value_ranges(ws, clip, names)]
+    scores = torch.empty(len(ws), bits, dtype=torch.float64, device=ws[0].device)
+    per_launch = max(1, BATCH_HISTOGRAM_BYTES // (bits * BLOCK_CODES * 8))
+    for start in range(0, len(ws), per_launch):
+        part = slice(start, start + per_launch)
+        hist = torch.ops.qubd.weight_histograms_batched(
+            matrices[part], [g.lo for g in grids[part]], [g.delta for g in grids[part]], bits
+        )
+        scores[part] = torch.ops.qubd.ctm_score(hist.flatten(0, 1)).view(-1, bits)
+    return scores
+
+
 lib.impl("quantize", _quantize, "CompositeImplicitAutograd")
 lib.impl("bdm", _bdm, "CompositeImplicitAutograd")
 lib.impl("qubd", _qubd, "CompositeImplicitAutograd")
+lib.impl("qubd_batched", _qubd_batched, "CompositeImplicitAutograd")

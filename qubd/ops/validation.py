@@ -78,6 +78,12 @@ def check_float_values(w: torch.Tensor, what: str = "weights") -> None:
         raise ValueError(f"{what} must be float32, float16, bfloat16 or float64, got {w.dtype}")
 
 
+def check_one_device(ws: list[torch.Tensor]) -> None:
+    devices = {w.device for w in ws}
+    if len(devices) > 1:
+        raise ValueError(f"all tensors of a batch must be on one device, got {sorted(map(str, devices))}")
+
+
 # The primitive ops' own checks, run before any backend's kernel (qubd/ops/library.py), so that a
 # direct torch.ops.qubd call can never hand a kernel something it would misread.
 
@@ -100,6 +106,20 @@ def _weight_histograms(w: torch.Tensor, lo: float, delta: float, bits: int) -> N
     check_bits(bits)
 
 
+def _weight_histograms_batched(
+    ws: list[torch.Tensor], lo: list[float], delta: list[float], bits: int
+) -> None:
+    if not len(ws) == len(lo) == len(delta):
+        raise ValueError(
+            f"ws, lo and delta must have one entry per tensor; got {len(ws)}, {len(lo)}, {len(delta)}"
+        )
+    check_bits(bits)
+    for i, w in enumerate(ws):
+        check_float_values(w, f"weights[{i}]")
+        check_matrix(w, f"weights[{i}]")
+    check_one_device(ws)
+
+
 def _plane_histograms(q: torch.Tensor, bits: int) -> None:
     check_codes(q, bits)
     check_matrix(q, "codes")
@@ -116,6 +136,7 @@ PRIMITIVE_CHECKS = {
     "order_statistics": _order_statistics,
     "quantize_to_grid": _quantize_to_grid,
     "weight_histograms": _weight_histograms,
+    "weight_histograms_batched": _weight_histograms_batched,
     "plane_histograms": _plane_histograms,
     "ctm_score": _ctm_score,
 }

@@ -6,6 +6,8 @@ binary is pybdm's row-major key string. Rows/columns past the last full block ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from qubd.ctm.tables import BLOCK_CODES
@@ -31,3 +33,10 @@ def plane_histograms(q: torch.Tensor, bits: int) -> torch.Tensor:
 
 def weight_histograms(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.Tensor:
     return plane_histograms(quantize_to_grid(w, lo, delta, bits), bits)
+
+
+def weight_histograms_batched(
+    ws: Sequence[torch.Tensor], lo: Sequence[float], delta: Sequence[float], bits: int
+) -> torch.Tensor:
+    """int64 [len(ws), bits, 65536]: ``weight_histograms`` of each 2D weight matrix."""
+    return torch.stack([weight_histograms(w, a, d, bits) for w, a, d in zip(ws, lo, delta, strict=True)])

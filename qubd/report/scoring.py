@@ -21,10 +21,14 @@ from qubd.checkpoints import (
 )
 from qubd.report.baselines import baseline_tensors
 from qubd.report.errors import ReportError
-from qubd.report.measure import measure
+from qubd.report.measure import measure_many
 from qubd.report.options import REINIT, ScoreOptions
-from qubd.report.progress import weights_progress
+from qubd.report.progress import ProgressHook, weights_progress
 from qubd.report.scores import Report, TensorScore
+
+# Tensors are scored in groups of up to this many weights or tensors (see _Group).
+GROUP_WEIGHTS = 2**24
+GROUP_TENSORS = 64
 
 
 def score(
@@ -83,12 +87,19 @@ def score_source(source: TensorSource, options: ScoreOptions, progress: bool = F
         raise ReportError(f"{source.description}: no eligible tensors ({_why_none(source)})")
     started = time.perf_counter()
     tensors = []
+    group = _Group(options)
     with weights_progress(sum(e.numel for e in wanted), progress) as advance, torch.no_grad():
         for entry, w in stream_tensors(source.entries, _eligible, device):
-            tensors.append(_score_tensor(entry, w, options))
-            if advance is not None and w is not None:
-                advance(entry)
+            result = TensorScore(entry.name, entry.shape, entry.dtype)
+            tensors.append(result)
+            if w is None:
+                result.skipped = _metadata_skip(entry)
+                continue
+            group.add(entry, as_scorable(w), result)
             del w
+            if group.full():
+                group.score(advance)
+        group.score(advance)
     report = Report(
         source=source.description,
         options=options,
@@ -111,15 +122,43 @@ def _eligible(entry: TensorEntry) -> bool:
     return _metadata_skip(entry) is None
 
 
-def _score_tensor(entry: TensorEntry, w: torch.Tensor | None, options: ScoreOptions) -> TensorScore:
-    result = TensorScore(entry.name, entry.shape, entry.dtype)
-    if w is None:
-        result.skipped = _metadata_skip(entry)
-        return result
-    w = as_scorable(w)
+class _Group:
+    """Tensors waiting to be scored together: up to ``GROUP_WEIGHTS`` weights or ``GROUP_TENSORS``
+    tensors, so that the many small tensors of a model share batched ops (on a GPU, one launch and
+    one sync for all of them) while a large tensor is scored on its own, as soon as it is read."""
+
+    def __init__(self, options: ScoreOptions):
+        self.options = options
+        self.members: list[tuple[TensorEntry, torch.Tensor, TensorScore]] = []
+
+    def add(self, entry: TensorEntry, w: torch.Tensor, result: TensorScore) -> None:
+        self.members.append((entry, w, result))
+
+    def full(self) -> bool:
+        weights = sum(w.numel() for _, w, _ in self.members)
+        return weights >= GROUP_WEIGHTS or len(self.members) >= GROUP_TENSORS
+
+    def score(self, advance: ProgressHook | None) -> None:
+        """Score every member (filling its TensorScore), then empty the group."""
+        members, self.members = self.members, []
+        if members:
+            _score_tensors(members, self.options)
+        if advance is not None:
+            for entry, _, _ in members:
+                advance(entry)
+
+
+def _score_tensors(
+    members: list[tuple[TensorEntry, torch.Tensor, TensorScore]], options: ScoreOptions
+) -> None:
     try:
-        result.values = measure(w, options)
+        values = measure_many([w for _, w, _ in members], options)
     except ValueError:
+        if len(members) > 1:  # one by one, to find the tensor the ops refused
+            for member in members:
+                _score_tensors([member], options)
+            return
+        entry, w, result = members[0]
         # The ops refuse NaN/Inf on their own pass over the weights; only then are they counted,
         # so a finite tensor is not read once more just to check it.
         bad = nonfinite_count(w)
@@ -131,9 +170,14 @@ def _score_tensor(entry: TensorEntry, w: torch.Tensor | None, options: ScoreOpti
                 "skip such tensors with --nonfinite skip (nonfinite='skip')"
             ) from None
         result.skipped = f"non-finite values ({bad} NaN/Inf)"
-        return result
-    result.baseline_runs = [measure(b, options) for b in baseline_tensors(entry, w, options)]
-    return result
+        return
+    for (_, _, result), v in zip(members, values, strict=True):
+        result.values = v
+    # One baseline run of every member at a time: memory for one copy of the group.
+    runs = zip(*(baseline_tensors(entry, w, options) for entry, w, _ in members), strict=True)
+    for baselines in runs:
+        for (_, _, result), v in zip(members, measure_many(list(baselines), options), strict=True):
+            result.baseline_runs.append(v)
 
 
 def _why_none(source: TensorSource, report: Report | None = None) -> str:

@@ -39,6 +39,8 @@ MAX_COPIES = 8
 NUM_WARPS = 8
 # Batched launches use one tile shape for all tensors (a constexpr of the kernel).
 BATCH_TILE_COLS = 16
+# Larger tensors get a launch of their own: their pass over the weights dwarfs its fixed costs.
+BATCH_MAX_ELEMENTS = 2**24
 ALL_ONES = BLOCK_CODES - 1
 
 
@@ -265,11 +267,11 @@ def plane_histograms(q: torch.Tensor, bits: int) -> torch.Tensor:
 def weight_histograms_batched(
     ws: Sequence[torch.Tensor], lo: Sequence[float], delta: Sequence[float], bits: int
 ) -> torch.Tensor:
-    """int64 [len(ws), bits, 65536]: ``weight_histograms`` of many 2D weight matrices, one launch per
-    dtype, so that hundreds of small tensors do not each pay a launch (and its setup copies).
+    """int64 [len(ws), bits, 65536]: ``weight_histograms`` of many 2D weight matrices.
 
-    Each tensor gets programs in proportion to its tiles (at least one), and every program works on
-    one tensor only, so its hot-code counters are flushed once, as in the single-tensor kernel.
+    The small ones (at most ``BATCH_MAX_ELEMENTS``) share one launch per dtype, so that hundreds of
+    small tensors do not each pay a launch and its setup; a lone or large tensor gets the
+    single-tensor launch (private histogram copies, a tile shape fitted to its width).
     """
     if not len(ws) == len(lo) == len(delta):
         raise ValueError("ws, lo and delta must have the same length")
@@ -279,52 +281,68 @@ def weight_histograms_batched(
     device = mats[0].device
     if any(m.device != device for m in mats):
         raise ValueError("all tensors of a batch must be on one device")
-    out = torch.zeros(len(mats), bits, BLOCK_CODES, dtype=torch.int64, device=device)
-    for dtype in {m.dtype for m in mats}:
-        index = [i for i, m in enumerate(mats) if m.dtype == dtype]
-        group = [mats[i] for i in index]
-        tilings = [_Tiling.of(tuple(m.shape), tile_cols=BATCH_TILE_COLS) for m in group]
-        total = sum(t.n_tiles for t in tilings)
-        if total == 0:
-            continue
-        cap = num_programs(device, total)
-        shares = [
-            0 if t.n_tiles == 0 else min(t.n_tiles, max(1, round(cap * t.n_tiles / total))) for t in tilings
-        ]
-        base, size = group[0], group[0].element_size()
-        segments = []
-        for m, t, share in zip(group, tilings, shares, strict=True):
-            offset, rest = divmod(m.data_ptr() - base.data_ptr(), size)
-            assert rest == 0, "tensor storage not aligned to its element size"
-            segments.append(
-                [offset, t.n_cols, t.n_block_rows, t.n_block_cols, t.n_tile_cols, t.n_tiles, share]
-            )
-        owners = [(i, rank) for i, share in enumerate(shares) for rank in range(share)]
-        compute = compute_dtype(dtype)
-        hist = torch.zeros(len(group), bits, BLOCK_CODES, dtype=torch.int32, device=device)
-        hot = torch.zeros(len(group), bits, 2, dtype=torch.int64, device=device)
-        _block_histograms_kernel[(len(owners),)](
-            base,
-            torch.tensor([lo[i] for i in index], dtype=compute, device=device),
-            torch.tensor([delta[i] for i in index], dtype=compute, device=device),
-            hist,
-            hot,
-            0,
-            0,
-            0,
-            0,
-            0,
-            1,
-            torch.tensor(segments, dtype=torch.int64, device=device),
-            torch.tensor(owners, dtype=torch.int32, device=device),
-            BITS=bits,
-            FROM_WEIGHTS=True,
-            BATCHED=True,
-            TILE_ROWS=TILE_BLOCKS // BATCH_TILE_COLS,
-            TILE_COLS=BATCH_TILE_COLS,
-            PLANES=triton.next_power_of_2(bits),
-            num_warps=NUM_WARPS,
-            enable_fp_fusion=False,
+    out = torch.empty(len(mats), bits, BLOCK_CODES, dtype=torch.int64, device=device)
+    batched = []
+    for i, m in enumerate(mats):
+        if len(mats) == 1 or m.numel() > BATCH_MAX_ELEMENTS:
+            out[i] = _histograms(m, bits, from_weights=True, lo=lo[i], delta=delta[i])
+        else:
+            batched.append(i)
+    for dtype in {mats[i].dtype for i in batched}:
+        index = [i for i in batched if mats[i].dtype == dtype]
+        out[index] = _batched_histograms(
+            [mats[i] for i in index], [lo[i] for i in index], [delta[i] for i in index], bits
         )
-        out[index] = _counts(hist, hot)
     return out
+
+
+def _batched_histograms(
+    mats: list[torch.Tensor], lo: list[float], delta: list[float], bits: int
+) -> torch.Tensor:
+    """One launch over matrices of one dtype. Each tensor gets programs in proportion to its tiles
+    (at least one), and every program works on one tensor only, so its hot-code counters are
+    flushed once, as in the single-tensor kernel."""
+    device = mats[0].device
+    tilings = [_Tiling.of(tuple(m.shape), tile_cols=BATCH_TILE_COLS) for m in mats]
+    total = sum(t.n_tiles for t in tilings)
+    hist = torch.zeros(len(mats), bits, BLOCK_CODES, dtype=torch.int32, device=device)
+    hot = torch.zeros(len(mats), bits, 2, dtype=torch.int64, device=device)
+    if total == 0:
+        return _counts(hist, hot)
+    cap = num_programs(device, total)
+    shares = [
+        0 if t.n_tiles == 0 else min(t.n_tiles, max(1, round(cap * t.n_tiles / total))) for t in tilings
+    ]
+    # The kernel reaches every matrix from the first one's pointer, by an element offset.
+    base, size = mats[0], mats[0].element_size()
+    segments = []
+    for m, t, share in zip(mats, tilings, shares, strict=True):
+        offset, rest = divmod(m.data_ptr() - base.data_ptr(), size)
+        assert rest == 0, "tensor storage not aligned to its element size"
+        segments.append([offset, t.n_cols, t.n_block_rows, t.n_block_cols, t.n_tile_cols, t.n_tiles, share])
+    owners = [(i, rank) for i, share in enumerate(shares) for rank in range(share)]
+    compute = compute_dtype(base.dtype)
+    _block_histograms_kernel[(len(owners),)](
+        base,
+        torch.tensor(lo, dtype=compute, device=device),
+        torch.tensor(delta, dtype=compute, device=device),
+        hist,
+        hot,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1,
+        torch.tensor(segments, dtype=torch.int64, device=device),
+        torch.tensor(owners, dtype=torch.int32, device=device),
+        BITS=bits,
+        FROM_WEIGHTS=True,
+        BATCHED=True,
+        TILE_ROWS=TILE_BLOCKS // BATCH_TILE_COLS,
+        TILE_COLS=BATCH_TILE_COLS,
+        PLANES=triton.next_power_of_2(bits),
+        num_warps=NUM_WARPS,
+        enable_fp_fusion=False,
+    )
+    return _counts(hist, hot)
