@@ -246,13 +246,13 @@ def markdown(report: dict) -> str:
     if report["llama_7b"]:
         lines += [
             "",
-            "| 7B-parameter bf16 set | tensors | clip | seconds | Gweights/s |",
-            "|---|---:|---|---:|---:|",
+            "| 7B-parameter bf16 set | method | tensors | clip | seconds | Gweights/s |",
+            "|---|---|---:|---|---:|---:|",
         ]
         for r in report["llama_7b"]:
             lines.append(
-                f"| {r['parameters'] / 1e9:.2f}B | {r['tensors']} | {r['clip']} | {r['seconds']:.3f} "
-                f"| {r['weights_per_s'] / 1e9:.1f} |"
+                f"| {r['parameters'] / 1e9:.2f}B | {r['method']} | {r['tensors']} | {r['clip']} "
+                f"| {r['seconds']:.3f} | {r['weights_per_s'] / 1e9:.1f} |"
             )
     if report["tune"]:
         lines += [
@@ -280,6 +280,7 @@ def main() -> None:
     parser.add_argument("--repeats-7b", type=int, default=3)
     parser.add_argument("--skip-7b", action="store_true")
     parser.add_argument("--tune", action="store_true", help="also sweep the Triton histogram kernel's knobs")
+    parser.add_argument("--tune-only", action="store_true", help="only the sweep (with the copy bandwidth)")
     args = parser.parse_args()
 
     if not torch.cuda.is_available():
@@ -313,22 +314,28 @@ def main() -> None:
         "llama_7b": [],
         "tune": [],
     }
+    def save() -> None:  # after every phase, so that a run cut short still leaves its numbers
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(markdown(report))
+
     copy_bytes = min(4 << 30, int(free_bytes() * 0.4))
     report["copy"] = copy_bandwidth(copy_bytes, args.repeats)
     print(f"device-to-device copy: {report['copy']['bytes_per_s'] / 1e9:.0f} GB/s (read + write)", flush=True)
-    report["sizes"] = bench_sizes(args, report["copy"]["bytes_per_s"])
-    if not args.skip_7b:
+    save()
+    if not args.tune_only:
+        report["sizes"] = bench_sizes(args, report["copy"]["bytes_per_s"])
+        save()
+    if not (args.skip_7b or args.tune_only):
         needed = sum(math.prod(shape) for _, shape in LLAMA_7B) * 2
         if needed * 1.2 + (2 << 30) < free_bytes():
             report["llama_7b"] = bench_7b(args)
+            save()
         else:
             print("skip the 7B set: not enough free GPU memory", flush=True)
-    if args.tune:
+    if args.tune or args.tune_only:
         report["tune"] = tune(args)
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
+        save()
     print(f"wrote {args.out.with_suffix('.md')} and {args.out.with_suffix('.json')}")
 
 
