@@ -314,6 +314,7 @@ def main() -> None:
         "llama_7b": [],
         "tune": [],
     }
+
     def save() -> None:  # after every phase, so that a run cut short still leaves its numbers
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")

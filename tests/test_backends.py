@@ -104,6 +104,47 @@ def test_order_statistics_equal_reference(cpu_backend, dtype):
     assert torch.equal(got, order_statistics.order_statistics(w, ranks))
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.sampled_from([1, 7, 1000, 70_000, 300_001]),  # past 2**16 the native kernel uses threads
+    dtype=st.sampled_from(FLOATS),
+    ranks=st.lists(st.floats(0, 1), min_size=1, max_size=7),  # > 4 wanted buckets: the slow path
+    spread=st.sampled_from([1e-3, 1.0, 1e4]),  # 1e-3: fp16 subnormals too
+    seed=st.integers(0, 2**31),
+)
+def test_order_statistics_equal_a_sort(n, dtype, ranks, spread, seed):
+    g = torch.Generator().manual_seed(seed)
+    w = (torch.randn(n, generator=g, dtype=torch.float64) * spread).to(dtype)
+    ranks = sorted({int(r * (n - 1)) for r in ranks})
+    expected = torch.sort(w.to(torch.float64 if dtype == torch.float64 else torch.float32)).values[ranks]
+    with pytest.MonkeyPatch.context() as env:
+        for backend in registry.available_backends("cpu"):
+            env.setenv("QUBD_BACKEND", backend)
+            assert torch.equal(torch.ops.qubd.order_statistics(w, ranks), expected), backend
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_every_half_precision_value_is_upcast_exactly(with_backend, dtype):
+    # The native kernels convert bf16/fp16 themselves (src/qubd/elements.h); the reference is torch's.
+    with_backend("native")
+    every = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(dtype)
+    finite = every[torch.isfinite(every)]
+    upcast = finite.float()  # torch's conversion
+    got = torch.ops.qubd.order_statistics(finite, list(range(finite.numel())))
+    # As multisets of bit patterns: -0.0 and 0.0 are equal, so a sort may order them either way.
+    assert torch.equal(got.view(torch.int32).sort().values, upcast.view(torch.int32).sort().values)
+    matrix = finite[: finite.numel() // 64 * 64].reshape(64, -1)
+    for lo, delta in ((-70000.0, 2.2), (-1e-4, 3e-9)):  # coarse, and fine around the subnormals
+        assert torch.equal(
+            torch.ops.qubd.quantize_to_grid(matrix, lo, delta, 16),
+            quantize.quantize_to_grid(matrix, lo, delta, 16),
+        )
+        assert torch.equal(
+            torch.ops.qubd.weight_histograms(matrix, lo, delta, 16),
+            blocks.weight_histograms(matrix, lo, delta, 16),
+        )
+
+
 def test_order_statistics_handle_ties_and_extremes(cpu_backend):
     w = torch.tensor([3.0, -1.0, 3.0, 3.0, 1e-45, -3.4e38, 3.4e38, 0.0])
     ranks = list(range(8))

@@ -19,6 +19,9 @@ namespace {
 
 constexpr int kDigitBits = 11;              // bits resolved by each pass after the first
 constexpr int64_t kGatherLimit = 1 << 21;  // a bucket this small is gathered and selected in memory
+constexpr int kCopies = 4;                  // histogram copies per thread (see count_first_digit)
+constexpr int kFastSlots = 4;               // wanted buckets tested without branches (gather_and_select)
+constexpr int64_t kSpan = 64;               // keys tested together (gather_and_select)
 
 template <typename Compute>
 struct KeyOf;
@@ -29,7 +32,7 @@ struct KeyOf<float> {
   static Key of(float v) {
     uint32_t u;
     std::memcpy(&u, &v, sizeof u);
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return u ^ (uint32_t(-int32_t(u >> 31)) | 0x80000000u);  // negative: ~u; positive: set the sign bit
   }
   static float value(Key k) { return bits_to_float((k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k); }
   static bool finite(Key k) { return ((k & 0x80000000u) ? (k >> 23) & 0xFFu : (~k >> 23) & 0xFFu) != 0xFFu; }
@@ -41,7 +44,7 @@ struct KeyOf<double> {
   static Key of(double v) {
     uint64_t u;
     std::memcpy(&u, &v, sizeof u);
-    return (u >> 63) ? ~u : (u | (uint64_t(1) << 63));
+    return u ^ (uint64_t(-int64_t(u >> 63)) | (uint64_t(1) << 63));
   }
   static double value(Key k) {
     const uint64_t u = (k >> 63) ? (k & ~(uint64_t(1) << 63)) : ~k;
@@ -103,6 +106,16 @@ class RadixSelect {
     return int(std::lower_bound(prefixes.begin(), prefixes.end(), prefix) - prefixes.begin());
   }
 
+  // The first digit of every key in [begin, end), counted into kCopies histograms in turn: weights
+  // crowd into a few exponents, and back-to-back increments of one counter would each wait for
+  // the last (a store-to-load dependency), which made this pass several times slower than a read.
+  void count_first_digit(int64_t begin, int64_t end, int shift, int64_t bins, int64_t* hist) const {
+    int64_t i = begin;
+    for (; i + kCopies <= end; i += kCopies)
+      for (int c = 0; c < kCopies; ++c) ++hist[c * bins + int64_t(key(i + c) >> shift)];
+    for (; i < end; ++i) ++hist[key(i) >> shift];
+  }
+
   // One pass: histogram the next digit of the keys in each wanted bucket; narrow every target.
   void refine(std::vector<Target>& targets) {
     const int digit_bits = fixed_ == 0 ? Keys::kFirstDigitBits : std::min(kDigitBits, kKeyBits - fixed_);
@@ -113,21 +126,26 @@ class RadixSelect {
     std::vector<int64_t> counts(size_t(slots * bins), 0);
     // Allocated outside the parallel region: an exception inside one would terminate the process.
     const int threads = n_ > (1 << 16) ? omp_get_max_threads() : 1;
-    std::vector<int64_t> locals(size_t(threads) * counts.size(), 0);
+    std::vector<int64_t> locals(size_t(threads) * kCopies * counts.size(), 0);
 
 #pragma omp parallel num_threads(threads)
     {
-      int64_t* local = locals.data() + size_t(omp_get_thread_num()) * counts.size();
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < n_; ++i) {
-        const Key k = key(i);
-        const Key h = high(k);
-        const size_t digit = size_t((k >> shift) & Key(bins - 1));
-        for (int s = 0; s < slots; ++s)
-          if (h == prefixes[s]) ++local[size_t(s) * bins + digit];
-      }
+      int64_t* local = locals.data() + size_t(omp_get_thread_num()) * kCopies * counts.size();
+      const int64_t chunk = (n_ + threads - 1) / threads;
+      const int64_t begin = std::min(n_, chunk * omp_get_thread_num()), end = std::min(n_, begin + chunk);
+      if (fixed_ == 0)
+        count_first_digit(begin, end, shift, bins, local);
+      else
+        for (int64_t i = begin; i < end; ++i) {
+          const Key k = key(i);
+          const Key h = high(k);
+          const size_t digit = size_t((k >> shift) & Key(bins - 1));
+          for (int s = 0; s < slots; ++s)
+            if (h == prefixes[s]) ++local[size_t(s) * bins + digit];
+        }
 #pragma omp critical
-      for (size_t i = 0; i < counts.size(); ++i) counts[i] += local[i];
+      for (int c = 0; c < kCopies; ++c)
+        for (size_t i = 0; i < counts.size(); ++i) counts[i] += local[c * counts.size() + i];
     }
 
     if (fixed_ == 0)  // the first digit holds sign and exponent: a bucket is all finite or not
@@ -154,17 +172,37 @@ class RadixSelect {
     for (const Target& t : targets) buckets[slot(prefixes, t.prefix)].resize(size_t(t.bucket));
     std::vector<int64_t> filled(slots, 0);
 
-#pragma omp parallel for schedule(static) if (n_ > (1 << 16))
-    for (int64_t i = 0; i < n_; ++i) {
-      const Key k = key(i);
-      const Key h = high(k);
-      for (int s = 0; s < slots; ++s)
-        if (h == prefixes[s]) {
-          int64_t at;
+    // Locals, not members: the loop must not reload them around the stores into the buckets.
+    const Stored* data = data_;
+    const int64_t n = n_;
+    const int low_bits = kKeyBits - fixed_;  // > 0: select() refines at least once first
+    auto insert = [&](int64_t i) {
+      const Key k = Keys::of(Element<Stored>::load(data[i]));
+      const int s = slot(prefixes, k >> low_bits);
+      if (s == slots || prefixes[size_t(s)] != k >> low_bits) return;
+      int64_t at;
 #pragma omp atomic capture
-          at = filled[s]++;
-          buckets[s][size_t(at)] = k;
+      at = filled[s]++;
+      buckets[s][size_t(at)] = k;
+    };
+    // Up to kFastSlots prefixes, a span of keys is first tested with a branch-free (vectorised)
+    // comparison; the few spans holding a wanted key are then gathered one key at a time.
+    Key fast[kFastSlots];
+    for (int s = 0; s < kFastSlots; ++s) fast[s] = prefixes[std::min(s, slots - 1)];
+    const int64_t spans = (n + kSpan - 1) / kSpan;
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t span = 0; span < spans; ++span) {
+      const int64_t begin = span * kSpan, end = std::min(n, begin + kSpan);
+      Key hits = slots > kFastSlots;  // too many prefixes for the fast test: look at every key
+      if (!hits)
+        for (int64_t i = begin; i < end; ++i) {
+          const Key h = Keys::of(Element<Stored>::load(data[i])) >> low_bits;
+          Key hit = 0;
+          for (int s = 0; s < kFastSlots; ++s) hit |= Key(h == fast[s]);
+          hits += hit;
         }
+      if (hits)
+        for (int64_t i = begin; i < end; ++i) insert(i);
     }
 
     for (Target& t : targets) {
