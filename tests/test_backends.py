@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -143,6 +145,32 @@ def test_every_half_precision_value_is_upcast_exactly(with_backend, dtype):
             torch.ops.qubd.weight_histograms(matrix, lo, delta, 16),
             blocks.weight_histograms(matrix, lo, delta, 16),
         )
+
+
+def test_order_statistics_of_no_ranks(cpu_backend):
+    assert torch.ops.qubd.order_statistics(torch.randn(1000), []).numel() == 0
+
+
+TEAM_CHECK = """
+import torch, qubd
+from qubd.reference import blocks
+w = torch.randn(300_001, generator=torch.Generator().manual_seed(1))
+ranks = [0, 1234, 150_000, 299_999, 300_000]
+assert torch.equal(torch.ops.qubd.order_statistics(w, ranks), torch.sort(w).values[ranks])
+m = w[:300_000].reshape(600, 500)
+hist = torch.ops.qubd.weight_histograms(m, -5.0, 0.04, 8)
+assert torch.equal(hist, blocks.weight_histograms(m, -5.0, 0.04, 8))
+print("ok")
+"""
+
+
+def test_native_kernels_split_work_over_the_team_openmp_starts():
+    # With OMP_DYNAMIC the runtime may start fewer threads than asked for (here: more than there are
+    # cores), and the kernels must split the work over the threads that did start.
+    threads = 2 * (os.cpu_count() or 1) + 1
+    env = {**os.environ, "OMP_DYNAMIC": "true", "OMP_NUM_THREADS": str(threads), "QUBD_BACKEND": "native"}
+    run = subprocess.run([sys.executable, "-c", TEAM_CHECK], env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr
 
 
 def test_order_statistics_handle_ties_and_extremes(cpu_backend):

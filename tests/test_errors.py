@@ -104,6 +104,18 @@ def test_batched_names_the_bad_tensor(cpu_backend, clip):
         qubd.ops.qubd_batched([torch.ones(8, 8, dtype=torch.int32)])
 
 
+def test_batched_range_too_wide_names_the_tensor(cpu_backend):
+    w = torch.randn(8, 8)
+    w[0, 0], w[0, 1] = -3e38, 3e38
+    with pytest.raises(ValueError, match=r"weights\[1\].*wider than"):
+        qubd.ops.qubd_batched([torch.randn(8, 8), w])
+
+
+def test_batched_takes_any_iterable_of_tensors():
+    ws = [torch.randn(8, 8), torch.randn(12, 8)]
+    assert torch.equal(qubd.ops.qubd_batched(w for w in ws), qubd.ops.qubd_batched(ws))
+
+
 def test_batched_needs_one_device():
     with pytest.raises(ValueError, match="one device"):
         qubd.ops.qubd_batched([torch.randn(8, 8), torch.randn(8, 8, device="meta")])

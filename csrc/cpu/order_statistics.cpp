@@ -130,9 +130,11 @@ class RadixSelect {
 
 #pragma omp parallel num_threads(threads)
     {
-      int64_t* local = locals.data() + size_t(omp_get_thread_num()) * kCopies * counts.size();
-      const int64_t chunk = (n_ + threads - 1) / threads;
-      const int64_t begin = std::min(n_, chunk * omp_get_thread_num()), end = std::min(n_, begin + chunk);
+      // Split by the team OpenMP actually started, which may be smaller than asked for.
+      const int t = omp_get_thread_num(), team = omp_get_num_threads();
+      int64_t* local = locals.data() + size_t(t) * kCopies * counts.size();
+      const int64_t chunk = (n_ + team - 1) / team;
+      const int64_t begin = std::min(n_, chunk * t), end = std::min(n_, begin + chunk);
       if (fixed_ == 0)
         count_first_digit(begin, end, shift, bins, local);
       else
@@ -221,6 +223,7 @@ class RadixSelect {
 }  // namespace
 
 std::vector<double> order_statistics(const void* values, DType dtype, int64_t n, const std::vector<int64_t>& ranks) {
+  if (ranks.empty()) return {};
   for (int64_t r : ranks)
     if (r < 0 || r >= n) throw std::out_of_range("rank " + std::to_string(r) + " outside 0.." + std::to_string(n - 1));
   return dispatch_float(dtype, [&](auto stored) {

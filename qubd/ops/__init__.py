@@ -3,7 +3,7 @@ CPU or CUDA tensors; the backend is chosen per device (``QUBD_BACKEND`` forces o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import torch
 
@@ -46,7 +46,7 @@ def qubd(w: torch.Tensor, bits: int = 8, clip: float | None = None) -> torch.Ten
     return torch.ops.qubd.qubd(w, bits, clip)
 
 
-def qubd_batched(ws: Sequence[torch.Tensor], bits: int = 8, clip: float | None = None) -> torch.Tensor:
+def qubd_batched(ws: Iterable[torch.Tensor], bits: int = 8, clip: float | None = None) -> torch.Tensor:
     """``qubd`` of each tensor of ``ws`` (all on one device): float64 [len(ws), bits].
 
     The same numbers as one ``qubd`` call per tensor. On a GPU the histograms of many tensors are
@@ -55,11 +55,14 @@ def qubd_batched(ws: Sequence[torch.Tensor], bits: int = 8, clip: float | None =
     """
     validation.check_bits(bits)
     validation.check_clip(clip)
-    if isinstance(ws, torch.Tensor) or not all(isinstance(w, torch.Tensor) for w in ws):
+    if isinstance(ws, torch.Tensor):
+        raise TypeError("ws must be a sequence of torch.Tensor (use qubd for a single tensor)")
+    ws = list(ws)
+    if not all(isinstance(w, torch.Tensor) for w in ws):
         raise TypeError("ws must be a sequence of torch.Tensor (use qubd for a single tensor)")
     if not ws:
         return torch.empty(0, bits, dtype=torch.float64)
-    return torch.ops.qubd.qubd_batched(list(ws), bits, clip)
+    return torch.ops.qubd.qubd_batched(ws, bits, clip)
 
 
 __all__ = ["bdm", "plane_histograms", "quantize", "qubd", "qubd_batched"]

@@ -118,7 +118,12 @@ def _qubd_batched(ws: list[torch.Tensor], bits: int = 8, clip: float | None = No
         validation.check_float_values(w, name)
         matrices.append(validation.as_matrix(w, name).contiguous())
     validation.check_one_device(ws)
-    grids = [quant_grid(lo, hi, bits) for lo, hi in value_ranges(ws, clip, names)]
+    grids = []
+    for (lo, hi), name in zip(value_ranges(ws, clip, names), names, strict=True):
+        try:
+            grids.append(quant_grid(lo, hi, bits))
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
     scores = torch.empty(len(ws), bits, dtype=torch.float64, device=ws[0].device)
     per_launch = max(1, BATCH_HISTOGRAM_BYTES // (bits * BLOCK_CODES * 8))
     for start in range(0, len(ws), per_launch):

@@ -11,4 +11,4 @@ def order_statistics(w: torch.Tensor, ranks: list[int]) -> torch.Tensor:
     flat = w.reshape(-1).to(compute_dtype(w.dtype))
     if not torch.isfinite(flat).all():
         raise ValueError("weights contain NaN or Inf values")
-    return torch.stack([torch.kthvalue(flat, r + 1).values for r in ranks])
+    return torch.stack([torch.kthvalue(flat, r + 1).values for r in ranks]) if ranks else flat[:0]
