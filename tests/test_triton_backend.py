@@ -219,6 +219,28 @@ def test_qubd_batched_equals_qubd_per_tensor(triton_backend, monkeypatch, clip):
 
 
 @interpreter
+@pytest.mark.parametrize("clip", [None, 99.9])
+def test_score_report_equals_native(triton_backend, monkeypatch, clip):
+    # The whole scoring path (groups of tensors, batched ranges and histograms, baselines, a tensor
+    # skipped for NaN) through the Triton kernels gives the native backend's report.
+    tensors = {
+        f"layer{i}.weight": heavy_tailed(shape, seed=i).to(FLOATS[i % 3])
+        for i, shape in enumerate([(24, 40), (16, 3, 3, 3), (40, 24), (33, 20), (8, 64)])
+    }
+    tensors["layer3.weight"][2, 5] = float("nan")
+    tensors["layer1.bias"] = torch.randn(16)
+    triton_report = qubd.score(tensors, bits=6, clip=clip, repeats=2, nonfinite="skip")
+    monkeypatch.setenv("QUBD_BACKEND", "native")
+    native_report = qubd.score(tensors, bits=6, clip=clip, repeats=2, nonfinite="skip")
+    assert [t.skipped for t in triton_report.tensors] == [t.skipped for t in native_report.tensors]
+    assert triton_report.tensors[3].skipped == "non-finite values (1 NaN/Inf)"
+    for got, expected in zip(triton_report.scored, native_report.scored, strict=True):
+        np.testing.assert_allclose(got.planes, expected.planes, rtol=1e-12)
+        for run, native_run in zip(got.baseline_runs, expected.baseline_runs, strict=True):
+            np.testing.assert_allclose(run["bdm"], native_run["bdm"], rtol=1e-12)
+
+
+@interpreter
 @pytest.mark.parametrize(
     ("dtype", "bits"),
     [(torch.bool, 1), (torch.uint8, 8), (torch.int16, 11), (torch.int32, 16), (torch.int64, 5)],
