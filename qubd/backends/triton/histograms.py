@@ -271,17 +271,11 @@ def weight_histograms_batched(
 
     The small ones (at most ``BATCH_MAX_ELEMENTS``) share one launch per dtype, so that hundreds of
     small tensors do not each pay a launch and its setup; a lone or large tensor gets the
-    single-tensor launch (private histogram copies, a tile shape fitted to its width).
+    single-tensor launch (private histogram copies, a tile shape fitted to its width). The op checked
+    the inputs first (one entry per tensor, a non-empty list on one device: ops/validation.py).
     """
-    if not len(ws) == len(lo) == len(delta):
-        raise ValueError("ws, lo and delta must have the same length")
     mats = [_matrix(w) for w in ws]
-    if not mats:
-        return torch.zeros(0, bits, BLOCK_CODES, dtype=torch.int64)
-    device = mats[0].device
-    if any(m.device != device for m in mats):
-        raise ValueError("all tensors of a batch must be on one device")
-    out = torch.empty(len(mats), bits, BLOCK_CODES, dtype=torch.int64, device=device)
+    out = torch.empty(len(mats), bits, BLOCK_CODES, dtype=torch.int64, device=mats[0].device)
     batched = []
     for i, m in enumerate(mats):
         if len(mats) == 1 or m.numel() > BATCH_MAX_ELEMENTS:
