@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from qubd.report.options import BASELINE_ALIASES, BASELINES, COMPRESSORS, DEVICES, NONFINITE_POLICIES, SHUFFLE
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_SIGNAL_BASE = 128
+# Signals that end the command like Ctrl-C does: temporary files are removed on the way out.
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 MIN_TABLE_WIDTH = 110
 
 
@@ -27,9 +33,39 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str, status: int = EXIT_ERROR):
+    from qubd.report.table import printable
+
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
-    print(f"qubd: error: {first_line}", file=sys.stderr)
+    print(f"qubd: error: {printable(first_line)}", file=sys.stderr)
     raise SystemExit(status)
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like KeyboardInterrupt, so ``finally`` blocks remove the
+    temporary files."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    raise _Terminated(signum)
+
+
+@contextmanager
+def _terminating_signals_unwind() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``_Terminated`` while the command runs (main thread only: Python
+    handles signals there), and the previous handlers are restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _raise_terminated) for signum in TERMINATING_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _clip(text: str) -> float | None:
@@ -143,19 +179,17 @@ def _console():
 
 
 def _run_score(args: argparse.Namespace) -> None:
-    """Every output path and the plot's format are checked before scoring; the output files are
+    """Every output is checked before anything is read (``_score_outputs``); the output files are
     written (all or none: staged, then put in place together) before the table is printed, so a reader
-    that closes stdout early (``| head``) does not cost them."""
+    that closes stdout early (``| head``) does not cost them. With an output on stdout (``-``) the
+    table is not printed."""
     from qubd.checkpoints import open_source
     from qubd.report import ScoreOptions, score_source
-    from qubd.report.plots import plot_format, plot_report
+    from qubd.report.plots import plot_report
     from qubd.report.table import print_report
-    from qubd.report.writers import check_writable, staged
+    from qubd.report.writers import staged
 
-    outputs = [p for p in (args.json, args.csv, args.plot) if p]
-    for path in outputs:
-        check_writable(path)
-    image_format = plot_format(args.plot) if args.plot else None
+    outputs, image_format = _score_outputs(args)
     options = ScoreOptions(
         bits=args.bits,
         clip=args.clip,
@@ -172,23 +206,40 @@ def _run_score(args: argparse.Namespace) -> None:
     with open_source(paths, args.include, args.exclude) as source:
         report = score_source(source, options, progress=not args.no_progress and sys.stderr.isatty())
     with staged() as stage:
-        if args.json:
-            report.to_json(stage.path(args.json))
-        if args.csv:
-            report.to_csv(stage.path(args.csv))
-        if args.plot:
-            plot_report(report, stage.path(args.plot), image_format)
-    if not args.quiet:
+        if "json" in outputs:
+            stage.write_text(outputs["json"], report.to_json())
+        if "csv" in outputs:
+            stage.write_text(outputs["csv"], report.to_csv())
+        if "plot" in outputs:
+            plot_report(report, outputs["plot"], image_format, stage)
+    if not args.quiet and not any(out.is_stdout for out in outputs.values()):
         print_report(report, _console(), per_tensor=args.tensors)
+
+
+def _score_outputs(args: argparse.Namespace) -> tuple[dict, str | None]:
+    """The checked outputs of ``qubd score`` by option name, and the plot's image format: each
+    writable, none the same file as another or as one of the checkpoint's files, at most one on
+    stdout. Runs before any tensor is read."""
+    from qubd.checkpoints import input_files
+    from qubd.report.plots import plot_format
+    from qubd.report.writers import check_outputs
+
+    given = {name: getattr(args, name) for name in ("json", "csv", "plot") if getattr(args, name) is not None}
+    if sum(path == "-" for path in given.values()) > 1:
+        _fail("only one output can go to stdout ('-')", EXIT_USAGE)
+    inputs = [f for path in args.paths for f in input_files(path)]
+    outputs = dict(zip(given, check_outputs(given.values(), inputs), strict=True))
+    image_format = plot_format(outputs["plot"].given) if "plot" in outputs else None
+    return outputs, image_format
 
 
 def _run_plot(args: argparse.Namespace) -> None:
     from qubd.report.plots import plot_file, plot_format
-    from qubd.report.writers import check_writable
+    from qubd.report.writers import check_outputs
 
-    check_writable(args.output)
-    plot_format(args.output)
-    plot_file(args.report, args.output)
+    (output,) = check_outputs([args.output], inputs=[args.report])
+    plot_format(output.given)
+    plot_file(args.report, output)
 
 
 def _run_demo(args: argparse.Namespace) -> None:
@@ -226,11 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``qubd`` command line; returns the exit status."""
     args = _build_parser().parse_args(argv)
     try:
-        args.run(args)
+        with _terminating_signals_unwind():
+            args.run(args)
     except (_BrokenPipe, BrokenPipeError):
         return _closed_stdout()
     except KeyboardInterrupt:
         _fail("interrupted", EXIT_INTERRUPTED)
+    except _Terminated as stop:
+        _fail(f"terminated by {signal.Signals(stop.signum).name}", EXIT_SIGNAL_BASE + stop.signum)
     except SystemExit:
         raise
     except Exception as err:

@@ -7,6 +7,7 @@ from qubd.checkpoints.eligibility import as_scorable, nonfinite_count, reason_ki
 from qubd.checkpoints.entries import TensorEntry
 from qubd.checkpoints.errors import CheckpointError
 from qubd.checkpoints.filters import NameFilter
+from qubd.checkpoints.paths import input_files
 from qubd.checkpoints.source import Scorable, TensorSource, open_source
 from qubd.checkpoints.stream import stream_tensors
 
@@ -17,6 +18,7 @@ __all__ = [
     "TensorEntry",
     "TensorSource",
     "as_scorable",
+    "input_files",
     "nonfinite_count",
     "open_source",
     "reason_kind",

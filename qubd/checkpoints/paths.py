@@ -3,8 +3,11 @@ model directory (sharded safetensors with ``model.safetensors.index.json``, or P
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import posixpath
+import stat
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -40,12 +43,48 @@ class CheckpointFile:
 
 
 def checkpoint_files(path: Path) -> list[CheckpointFile]:
-    """The files of the checkpoint at ``path``, in order. CheckpointError when there is none."""
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file or directory")
-    if path.is_dir():
+    """The files of the checkpoint at ``path``, in order. CheckpointError when there is none, and at
+    once for anything but a regular file or a folder (a FIFO or device would block the reader)."""
+    if _is_directory(path):
         return _directory_files(path)
     return [CheckpointFile(path, file_format(path))]
+
+
+def input_files(path: str | os.PathLike) -> list[Path]:
+    """Every file that reading the checkpoint at ``path`` opens: the file itself, or a folder's shard
+    index and shards. Outputs are checked against these before anything is scored."""
+    path = Path(path)
+    if not _is_directory(path):
+        return [path]
+    files = _directory_files(path)
+    return [f.path for f in files] + sorted({f.index for f in files if f.index is not None})
+
+
+def _is_directory(path: Path) -> bool:
+    """True for a folder, False for a regular file (links followed); CheckpointError for anything
+    else: missing, a symlink loop, a FIFO, socket or device."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file or directory") from None
+    except OSError as err:
+        reason = "a symlink loop" if err.errno == errno.ELOOP else err.strerror or str(err)
+        raise CheckpointError(f"{path}: cannot read ({reason})") from None
+    if stat.S_ISDIR(mode):
+        return True
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path}: not a regular file or a folder ({_kind(mode)}); refused")
+    return False
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def file_format(path: Path) -> str:
@@ -100,16 +139,25 @@ def _sharded_files(index: Path, fmt: str) -> list[CheckpointFile]:
         weight_map = json.loads(index.read_text())["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError("weight_map is not an object")
+    except RecursionError:
+        raise CheckpointError(f"{index}: not a valid shard index (nested too deeply)") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"{index}: not a valid shard index ({type(err).__name__}: {err})") from err
     shards: dict[str, set[str]] = {}
     for name, shard in weight_map.items():
-        shards.setdefault(str(shard), set()).add(name)
+        if not isinstance(shard, str):
+            raise CheckpointError(
+                f"{index}: not a valid shard index (weight_map maps {name!r} to {json.dumps(shard)}, "
+                "not to a file name)"
+            )
+        shards.setdefault(shard, set()).add(name)
     files = []
     for shard in sorted(shards):
         path = index.parent / _shard_name(index, shard)
-        if not path.is_file():
+        if not path.exists():
             raise CheckpointError(f"{index}: lists shard {shard}, which is missing")
+        if _is_directory(path):
+            raise CheckpointError(f"{index}: lists shard {shard}, which is a folder")
         files.append(CheckpointFile(path, fmt, frozenset(shards[shard]), index))
     return files
 

@@ -17,6 +17,7 @@ from qubd.checkpoints.errors import CheckpointError
 from qubd.checkpoints.mapping_source import mapping_entries
 
 PICKLE_PROTO = b"\x80"
+TOO_DEEP = "refused: its containers are nested too deeply or contain themselves"
 
 
 def looks_like_torch_file(path: Path) -> bool:
@@ -33,6 +34,8 @@ def torch_file_entries(path: Path) -> list[TensorEntry]:
             # a plain pickle of protocol > 2: torch warns before refusing it; the refusal says it all
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except RecursionError:
+        raise CheckpointError(f"{path}: {TOO_DEEP}") from None
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"{path}: refused to load: torch.load(weights_only=True) does not allow what this pickle holds "
@@ -42,7 +45,10 @@ def torch_file_entries(path: Path) -> list[TensorEntry]:
         raise CheckpointError(
             f"{path}: cannot read this PyTorch file, truncated or corrupt ({_first_line(err)})"
         ) from err
-    return mapping_entries(loaded)
+    try:
+        return mapping_entries(loaded)
+    except RecursionError:
+        raise CheckpointError(f"{path}: {TOO_DEEP}") from None
 
 
 def _refusal(err: Exception) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 
 from qubd.report.errors import ReportError
 from qubd.report.scores import Report
-from qubd.report.writers import atomic_path
+from qubd.report.writers import Output, Staging, check_output, write_file
 
 MAX_LABELLED_ROWS = 80
 RATIO_SPAN_LIMITS = (2.0, 99.0)  # the heatmap's colour range is 100 +- a span within these
@@ -39,17 +39,28 @@ def plot_format(path: str | Path) -> str:
     return fmt
 
 
-def _save(fig, path: str | Path, fmt: str | None) -> None:
-    """Into ``path`` as ``fmt`` (default: from the suffix of ``path``)."""
-    fmt = fmt or plot_format(path)
-    with atomic_path(path) as tmp:
+def _save(fig, path: str | Path | Output, fmt: str | None, stage: Staging | None = None) -> None:
+    """Into ``path`` as ``fmt`` (default: from the suffix of ``path``), through ``qubd.report.writers``
+    (checked, atomic); staged in ``stage`` when given."""
+    out = check_output(path)
+    fmt = fmt or plot_format(out.given)
+
+    def produce(tmp: Path) -> None:
         fig.savefig(tmp, format=fmt, dpi=110)
 
+    if stage is None:
+        write_file(out, produce)
+    else:
+        stage.write(out, produce)
 
-def plot_report(report: Report, path: str | Path, fmt: str | None = None) -> None:
+
+def plot_report(
+    report: Report, path: str | Path | Output, fmt: str | None = None, stage: Staging | None = None
+) -> None:
     """Per-plane ratio bars (QuBD bars without a baseline) above a tensor x plane heatmap, into
-    ``path`` as image format ``fmt`` (default: from the suffix)."""
-    fmt = fmt or plot_format(path)
+    ``path`` as image format ``fmt`` (default: from the suffix); staged in ``stage`` when given."""
+    out = check_output(path)
+    fmt = fmt or plot_format(out.given)
     scored = report.scored
     rows = len(scored)
     fig = _figure(9.0, 4.0 + min(0.16 * rows, 60.0))
@@ -57,7 +68,7 @@ def plot_report(report: Report, path: str | Path, fmt: str | None = None) -> Non
     _plane_bars(bars, report)
     _heatmap(fig, heat, report)
     fig.suptitle(f"QuBD of {report.source}", fontsize=10)
-    _save(fig, path, fmt)
+    _save(fig, out, fmt, stage)
 
 
 def _plane_bars(ax, report: Report) -> None:
@@ -127,9 +138,10 @@ def _heatmap(fig, ax, report: Report) -> None:
     ax.set_title("Per tensor and plane", fontsize=9)
 
 
-def plot_history(history: dict, path: str | Path, fmt: str | None = None) -> None:
+def plot_history(history: dict, path: str | Path | Output, fmt: str | None = None) -> None:
     """A ComplexityTracker log: per-plane ratio (or QuBD) and total QuBD against the training step."""
-    fmt = fmt or plot_format(path)
+    out = check_output(path)
+    fmt = fmt or plot_format(out.given)
     entries = history["entries"]
     if not entries:
         raise ReportError("the training log has no entries to plot")
@@ -166,7 +178,7 @@ def plot_history(history: dict, path: str | Path, fmt: str | None = None) -> Non
     total.set_xlabel("training step")
     total.legend(fontsize=7)
     fig.suptitle(f"QuBD during training ({bits} bits)", fontsize=10)
-    _save(fig, path, fmt)
+    _save(fig, out, fmt)
 
 
 def _colormap(n: int) -> list:
@@ -176,9 +188,10 @@ def _colormap(n: int) -> list:
     return [cmap(i / max(1, n - 1)) for i in range(n)]
 
 
-def plot_file(json_path: str | Path, image_path: str | Path) -> None:
+def plot_file(json_path: str | Path, image_path: str | Path | Output) -> None:
     """Plot a report or a training log read from a JSON file."""
-    plot_format(image_path)
+    image_path = check_output(image_path)
+    plot_format(image_path.given)
     from qubd.report.serialize import FORMAT, read_json, report_from_dict
     from qubd.report.tracker import TRACKER_FORMAT
 

@@ -20,6 +20,8 @@ FORMAT = "qubd-report"
 FORMAT_VERSION = 1
 CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "skipped")
 ALL_TENSORS = "(all scored tensors)"
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def report_to_json(report: Report) -> str:
@@ -182,14 +184,21 @@ def report_to_csv(report: Report) -> str:
     writer.writerow(CSV_COLUMNS)
     for t in report.tensors:
         shape = "x".join(str(s) for s in t.shape)
+        name, dtype = _text_cell(t.name), _text_cell(t.dtype)
         if t.skipped is not None:
-            writer.writerow([t.name, shape, t.dtype, "", "", "", "", "", t.skipped])
+            writer.writerow([name, shape, dtype, "", "", "", "", "", _text_cell(t.skipped)])
             continue
         for p in plane_scores(t.summary()) + plane_scores(t.total(), total=True):
-            writer.writerow([t.name, shape, t.dtype, *_csv_values(p), ""])
+            writer.writerow([name, shape, dtype, *_csv_values(p), ""])
     for p in report.planes + [report.total]:
         writer.writerow([ALL_TENSORS, "", "", *_csv_values(p), ""])
     return out.getvalue()
+
+
+def _text_cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading formula character gets a ``'`` before it,
+    as OWASP advises (the name is still readable; the JSON report keeps it unchanged)."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def _csv_values(p: PlaneScore) -> list:

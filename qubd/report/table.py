@@ -12,6 +12,17 @@ from qubd.report.progress import human
 from qubd.report.scores import PlaneScore, Report, plane_scores
 
 
+def printable(text: str) -> str:
+    """``text`` with control and other non-printing characters (terminal escapes, newlines, bidi
+    overrides) shown as ``\\x1b``-style escapes, so a tensor or file name cannot drive the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _shown(text: str) -> str:
+    """A name as the table shows it: printable, and no rich markup."""
+    return escape(printable(text))
+
+
 def print_report(report: Report, console: Console | None = None, per_tensor: bool = False) -> None:
     console = console or Console()
     console.print(_title(report))
@@ -28,7 +39,7 @@ def _title(report: Report) -> str:
     baseline = o.baseline
     if o.runs:
         baseline += f" (seed {o.seed}, {o.repeats} run{'s' if o.repeats > 1 else ''})"
-    return f"[bold]QuBD of {escape(report.source)}[/bold]: {o.bits} bits, range {span}, baseline {baseline}"
+    return f"[bold]QuBD of {_shown(report.source)}[/bold]: {o.bits} bits, range {span}, baseline {baseline}"
 
 
 def _plane_label(plane: int, bits: int) -> str:
@@ -86,7 +97,7 @@ def tensor_table(report: Report) -> Table:
         for name in ("ratio %", "MSB ratio %", "bits"):
             table.add_column(name, justify="right")
     for t in report.scored:
-        cells = [escape(t.name), "x".join(map(str, t.shape)), _num(sum(t.planes))]
+        cells = [_shown(t.name), "x".join(map(str, t.shape)), _num(sum(t.planes))]
         if report.options.runs:
             advice = t.advice(margin)
             msb = t.summary().ratio[-1]
