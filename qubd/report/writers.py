@@ -80,7 +80,7 @@ def check_output(path: PathLike | Output, *, allow_stdout: bool = True) -> Outpu
         if not os.access(given, os.W_OK):
             raise ReportError(f"{given}: cannot write (permission denied)")
         return Output(given, None, Path(given), identity)
-    kind = "socket" if stat.S_ISSOCK(st.st_mode) else "block device" if stat.S_ISBLK(st.st_mode) else "special file"
+    kind = "socket" if stat.S_ISSOCK(st.st_mode) else "block device" if stat.S_ISBLK(st.st_mode) else "device"
     raise ReportError(f"{given}: is a {kind}; qubd writes only regular files, FIFOs and character devices")
 
 
@@ -118,7 +118,9 @@ def check_outputs(paths: Iterable[PathLike], inputs: Iterable[PathLike] = ()) ->
     for out in outputs:
         if out.identity in seen:
             first = seen[out.identity]
-            raise ReportError(f"{first.given} and {out.given} are the same file: give each output its own path")
+            raise ReportError(
+                f"{first.given} and {out.given} are the same file: give each output its own path"
+            )
         seen[out.identity] = out
     for path in inputs:
         try:
