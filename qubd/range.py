@@ -91,6 +91,21 @@ def value_ranges(
     return ranges
 
 
+def needs_float64(w: torch.Tensor, clip: float | None) -> bool:
+    """True when the finite weights ``w`` have a range whose grid float32 cannot hold (``hi - lo``
+    overflows, e.g. weights near +-3.4e38): such a tensor is quantised in float64 instead."""
+    if compute_dtype(w.dtype) == torch.float64:
+        return False
+    lo, hi = value_range(w, clip)
+    return not bool(torch.isfinite(hi - lo))
+
+
+def span_below_minimum(w: torch.Tensor, clip: float | None) -> bool:
+    """True when ``w``'s span is below ``MIN_SPAN``: every weight is quantised to code 0."""
+    lo, hi = value_range(w, clip)
+    return bool(hi - lo < MIN_SPAN)
+
+
 def quant_grid(lo: torch.Tensor, hi: torch.Tensor, bits: int) -> QuantGrid:
     """The grid of ``bits``-bit codes over [lo, hi], with delta computed in the compute dtype."""
     span = hi - lo

@@ -17,6 +17,7 @@ class TensorEntry:
     lives. ``skipped`` is set when the tensor is known not to be scored without reading it (e.g. tied
     to a tensor listed earlier, or not a module weight). ``reinitialize(seed)`` exists for tensors of
     an ``nn.Module``: a fresh random initialisation of the same module (the ``reinit`` baseline).
+    ``file`` is the checkpoint file it is read from (None for a module or state dict).
     """
 
     name: str
@@ -25,10 +26,16 @@ class TensorEntry:
     load: Callable[[], torch.Tensor]
     skipped: str | None = None
     reinitialize: Callable[[int], torch.Tensor] | None = None
+    file: str | None = None
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
+
+    @property
+    def label(self) -> str:
+        """How errors name it: ``tensor 'name' (in file)``."""
+        return f"tensor '{self.name}'" + (f" (in {self.file})" if self.file else "")
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -105,6 +105,7 @@ def safetensors_entries(path: Path, reader: SafetensorsReader) -> list[TensorEnt
                     shape=tuple(info.get_shape()),
                     dtype=DTYPE_NAMES.get(dtype, dtype.lower()),
                     load=functools.partial(reader.read, path, key),
+                    file=str(path),
                 )
             )
         return entries

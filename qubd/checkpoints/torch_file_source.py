@@ -8,6 +8,7 @@ import pickle
 import re
 import warnings
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -46,7 +47,7 @@ def torch_file_entries(path: Path) -> list[TensorEntry]:
             f"{path}: cannot read this PyTorch file, truncated or corrupt ({_first_line(err)})"
         ) from err
     try:
-        return mapping_entries(loaded)
+        return [replace(e, file=str(path)) for e in mapping_entries(loaded)]
     except RecursionError:
         raise CheckpointError(f"{path}: {TOO_DEEP}") from None
 

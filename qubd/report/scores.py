@@ -30,7 +30,8 @@ class PlaneScore:
 @dataclass
 class TensorScore:
     """One tensor: its measures (``values["bdm"]`` per plane, ...) and its baseline's, one dict per run;
-    or why it was skipped."""
+    or why it was skipped. ``note``: how its range was handled where the plain rule does not apply
+    (``qubd.report.range_notes``), else None."""
 
     name: str
     shape: tuple[int, ...]
@@ -38,6 +39,7 @@ class TensorScore:
     skipped: str | None = None
     values: dict[str, list[float]] = field(default_factory=dict)
     baseline_runs: list[dict[str, list[float]]] = field(default_factory=list)
+    note: str | None = None
 
     @property
     def numel(self) -> int:

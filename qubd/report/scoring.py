@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -21,14 +22,17 @@ from qubd.checkpoints import (
 )
 from qubd.report.baselines import baseline_tensors
 from qubd.report.errors import ReportError
-from qubd.report.measure import measure_many
+from qubd.report.measure import BDM, measure_many
 from qubd.report.options import REINIT, ScoreOptions
 from qubd.report.progress import ProgressHook, weights_progress
+from qubd.report.range_notes import FLOAT64_GRID, tiny_span_note, widened
 from qubd.report.scores import Report, TensorScore
 
 # Tensors are scored in groups of up to this many weights or tensors (see _Group).
 GROUP_WEIGHTS = 2**24
 GROUP_TENSORS = 64
+# The batched ops name a tensor by its place in the batch; errors name it by its name and file.
+BATCH_INDEX = re.compile(r"^weights\[\d+\]:?\s*")
 
 
 def score(
@@ -153,7 +157,7 @@ def _score_tensors(
 ) -> None:
     try:
         values = measure_many([w for _, w, _ in members], options)
-    except ValueError:
+    except ValueError as err:
         if len(members) > 1:  # one by one, to find the tensor the ops refused
             for member in members:
                 _score_tensors([member], options)
@@ -163,16 +167,22 @@ def _score_tensors(
         # so a finite tensor is not read once more just to check it.
         bad = nonfinite_count(w)
         if not bad:
-            raise
+            wide = widened(w, options.clip)
+            if wide is None:
+                raise ReportError(f"{entry.label}: {BATCH_INDEX.sub('', str(err))}") from None
+            result.note = FLOAT64_GRID
+            _score_tensors([(entry, wide, result)], options)
+            return
         if options.nonfinite != "skip":
             raise ReportError(
-                f"tensor '{entry.name}' has {bad} NaN/Inf value(s) of {w.numel()}; "
+                f"{entry.label} has {bad} NaN/Inf value(s) of {w.numel()}; "
                 "skip such tensors with --nonfinite skip (nonfinite='skip')"
             ) from None
         result.skipped = f"non-finite values ({bad} NaN/Inf)"
         return
-    for (_, _, result), v in zip(members, values, strict=True):
+    for (_, w, result), v in zip(members, values, strict=True):
         result.values = v
+        result.note = result.note or tiny_span_note(w, v[BDM], options.clip)
     # One baseline run of every member at a time: memory for one copy of the group.
     runs = zip(*(baseline_tensors(entry, w, options) for entry, w, _ in members), strict=True)
     for baselines in runs:

@@ -103,6 +103,7 @@ def _tensor_dict(t: TensorScore, options: ScoreOptions) -> dict:
     data = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "skipped": t.skipped}
     if t.skipped is not None:
         return data | {"planes": None, "baseline_planes": None}
+    data["note"] = t.note
     data |= _vector_dict(t.summary(), [run[BDM] for run in t.baseline_runs], "planes")
     data["total"] = plane_dict(plane_scores(t.total(), total=True)[0], plane=False)
     advice = t.advice(options.advice_margin)
@@ -164,6 +165,7 @@ def _tensor_from_dict(t: dict, options: ScoreOptions) -> TensorScore:
     score = TensorScore(t["name"], tuple(t["shape"]), t["dtype"], t["skipped"])
     if score.skipped is not None:
         return score
+    score.note = t.get("note")
     score.values[BDM] = list(t["planes"])
     runs = [{BDM: list(run)} for run in t["baseline_runs"]]
     if options.binary:

@@ -11,6 +11,8 @@ from qubd.report.measure import BINARY
 from qubd.report.progress import human
 from qubd.report.scores import PlaneScore, Report, plane_scores
 
+NOTED_NAMES_SHOWN = 5
+
 
 def printable(text: str) -> str:
     """``text`` with control and other non-printing characters (terminal escapes, newlines, bidi
@@ -96,14 +98,33 @@ def tensor_table(report: Report) -> Table:
     if report.options.runs:
         for name in ("ratio %", "MSB ratio %", "bits"):
             table.add_column(name, justify="right")
+    notes = any(t.note for t in report.scored)
+    if notes:
+        table.add_column("note")
     for t in report.scored:
         cells = [_shown(t.name), "x".join(map(str, t.shape)), _num(sum(t.planes))]
         if report.options.runs:
             advice = t.advice(margin)
             msb = t.summary().ratio[-1]
             cells += [_num(t.total().ratio[0], ".2f"), _num(msb, ".2f"), _num(advice.suggested_bits, "d")]
+        if notes:
+            cells.append(t.note or "")
         table.add_row(*cells)
     return table
+
+
+def _note_lines(report: Report) -> list[str]:
+    """One line per kind of note, naming the first few tensors it concerns."""
+    by_note: dict[str, list[str]] = {}
+    for t in report.scored:
+        if t.note:
+            by_note.setdefault(t.note, []).append(t.name)
+    lines = []
+    for note, names in by_note.items():
+        shown = ", ".join(f"'{_shown(n)}'" for n in names[:NOTED_NAMES_SHOWN])
+        more = f" and {len(names) - NOTED_NAMES_SHOWN} more" if len(names) > NOTED_NAMES_SHOWN else ""
+        lines.append(f"Note: {note}: {shown}{more}.")
+    return lines
 
 
 def _summary_lines(report: Report) -> list[str]:
@@ -123,6 +144,7 @@ def _summary_lines(report: Report) -> list[str]:
         if report.excluded:
             parts.append(f"{report.excluded} excluded by --include/--exclude")
         lines.append(f"Not scored: {', '.join(parts)}.")
+    lines += _note_lines(report)
     if report.options.binary:
         b = plane_scores(report.summary(BINARY), total=True)[0]
         ratio = f", ratio {_num(b.ratio, '.2f')} %" if b.ratio is not None else ""
