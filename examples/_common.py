@@ -21,23 +21,38 @@ import torch
 
 import qubd
 from qubd.report import Report
+from qubd.report.errors import ReportError
+from qubd.report.writers import check_output, write_file, write_text
 
 FIGURE_DPI = 120
+WRITE_CHECK_NAME = "qubd-write-check"  # never created: check_output probes the folder with a temp file
 
 
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """``--out DIR``, ``--smoke`` (a seconds-long run, as the tests run it), ``--seed``, ``--device``."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", type=Path, default=Path("."), help="directory for the JSON and PNG results")
+    parser.add_argument(
+        "--out", type=_out_dir, default=Path("."), help="directory for the JSON and PNG results"
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny, seconds-long run (for the tests)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation, baselines")
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train and score"
     )
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        check_output(args.out / WRITE_CHECK_NAME)  # writable: found now, not after the run
+    except (OSError, ReportError) as err:
+        parser.error(f"--out {args.out}: cannot write results there ({err})")
     args.device = resolve_device(args.device)
     return args
+
+
+def _out_dir(text: str) -> Path:
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; give a directory ('.' for this one)")
+    return Path(text)
 
 
 def resolve_device(name: str) -> str:
@@ -94,8 +109,9 @@ def environment(device: str, started: float) -> dict[str, Any]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Pretty JSON, refusing NaN/Inf (every value the examples write must be a finite number)."""
-    path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    """Pretty JSON, refusing NaN/Inf (every value the examples write must be a finite number);
+    written like every qubd output (``qubd.report.writers``: checked, atomic)."""
+    write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
     print(f"wrote {path}")
 
 
@@ -107,7 +123,7 @@ def new_figure(width: float, height: float):
 
 
 def save_figure(fig, path: Path) -> None:
-    fig.savefig(path, format="png", dpi=FIGURE_DPI)
+    write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=FIGURE_DPI))
     print(f"wrote {path}")
 
 

@@ -56,11 +56,13 @@ def _raise_terminated(signum: int, frame) -> None:
 @contextmanager
 def _terminating_signals_unwind() -> Iterator[None]:
     """SIGTERM and SIGHUP raise ``_Terminated`` while the command runs (main thread only: Python
-    handles signals there), and the previous handlers are restored afterwards."""
+    handles signals there); the previous handlers are restored afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _raise_terminated) for signum in TERMINATING_SIGNALS}
+    # A signal ignored when qubd started (``nohup``) stays ignored.
+    wanted = [signum for signum in TERMINATING_SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, _raise_terminated) for signum in wanted}
     try:
         yield
     finally:
