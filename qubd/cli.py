@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str, status: int = EXIT_ERROR):
-    from qubd.report.table import printable
+    from qubd.report.safe_text import printable
 
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
     print(f"qubd: error: {printable(first_line)}", file=sys.stderr)

@@ -13,6 +13,7 @@ from qubd.report.advice import rule
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, BINARY, measure_names
 from qubd.report.options import COMPRESSORS, ScoreOptions
+from qubd.report.safe_text import spreadsheet_text
 from qubd.report.scores import PlaneScore, Report, TensorScore, plane_scores
 from qubd.report.summary import Summary
 
@@ -20,8 +21,6 @@ FORMAT = "qubd-report"
 FORMAT_VERSION = 1
 CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "skipped")
 ALL_TENSORS = "(all scored tensors)"
-# A text cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def report_to_json(report: Report) -> str:
@@ -186,21 +185,15 @@ def report_to_csv(report: Report) -> str:
     writer.writerow(CSV_COLUMNS)
     for t in report.tensors:
         shape = "x".join(str(s) for s in t.shape)
-        name, dtype = _text_cell(t.name), _text_cell(t.dtype)
+        name, dtype = spreadsheet_text(t.name), spreadsheet_text(t.dtype)
         if t.skipped is not None:
-            writer.writerow([name, shape, dtype, "", "", "", "", "", _text_cell(t.skipped)])
+            writer.writerow([name, shape, dtype, "", "", "", "", "", spreadsheet_text(t.skipped)])
             continue
         for p in plane_scores(t.summary()) + plane_scores(t.total(), total=True):
             writer.writerow([name, shape, dtype, *_csv_values(p), ""])
     for p in report.planes + [report.total]:
         writer.writerow([ALL_TENSORS, "", "", *_csv_values(p), ""])
     return out.getvalue()
-
-
-def _text_cell(text: str) -> str:
-    """A text cell a spreadsheet shows as text: a leading formula character gets a ``'`` before it,
-    as OWASP advises (the name is still readable; the JSON report keeps it unchanged)."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def _csv_values(p: PlaneScore) -> list:

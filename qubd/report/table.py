@@ -9,15 +9,10 @@ from rich.table import Table
 from qubd.report.advice import rule
 from qubd.report.measure import BINARY
 from qubd.report.progress import human
+from qubd.report.safe_text import printable
 from qubd.report.scores import PlaneScore, Report, plane_scores
 
 NOTED_NAMES_SHOWN = 5
-
-
-def printable(text: str) -> str:
-    """``text`` with control and other non-printing characters (terminal escapes, newlines, bidi
-    overrides) shown as ``\\x1b``-style escapes, so a tensor or file name cannot drive the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def _shown(text: str) -> str:
