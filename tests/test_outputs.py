@@ -317,3 +317,33 @@ def test_a_terminating_signal_leaves_no_temporary_files(checkpoint, tmp_path, si
     assert proc.returncode == 128 + signum, err
     assert err.strip() == f"qubd: error: terminated by {signal.Signals(signum).name}"
     assert _temp_files(tmp_path) == [] and not out.exists()
+
+
+@pytest.fixture
+def examples_common(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "examples"))
+    import _common
+
+    return _common
+
+
+def test_examples_check_out_before_running(examples_common, tmp_path, capsys):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("keep")
+    for out in ("", str(not_a_folder), str(_unwritable_folder(tmp_path) / "results")):
+        with pytest.raises(SystemExit) as raised:
+            examples_common.parse_args("x", ["--out", out])
+        assert raised.value.code == 2
+        assert "--out" in capsys.readouterr().err
+    assert not_a_folder.read_text() == "keep"
+
+
+def test_examples_write_through_the_checked_writers(examples_common, tmp_path):
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    (tmp_path / "r.json").symlink_to(target)
+    examples_common.write_json(tmp_path / "r.json", {"x": 1})
+    assert (tmp_path / "r.json").is_symlink() and json.loads(target.read_text()) == {"x": 1}
+    with pytest.raises(ValueError):  # NaN is refused before anything is written
+        examples_common.write_json(tmp_path / "r.json", {"x": float("nan")})
+    assert json.loads(target.read_text()) == {"x": 1} and _temp_files(tmp_path) == []
