@@ -221,14 +221,12 @@ def _run_score(args: argparse.Namespace) -> None:
 def _score_outputs(args: argparse.Namespace) -> tuple[dict, str | None]:
     """The checked outputs of ``qubd score`` by option name, and the plot's image format: each
     writable, none the same file as another or as one of the checkpoint's files, at most one on
-    stdout. Runs before any tensor is read."""
+    stdout. Runs before any tensor is read (a folder's shard index is read to know its shards)."""
     from qubd.checkpoints import input_files
     from qubd.report.plots import plot_format
     from qubd.report.writers import check_outputs
 
     given = {name: getattr(args, name) for name in ("json", "csv", "plot") if getattr(args, name) is not None}
-    if sum(path == "-" for path in given.values()) > 1:
-        _fail("only one output can go to stdout ('-')", EXIT_USAGE)
     inputs = [f for path in args.paths for f in input_files(path)]
     outputs = dict(zip(given, check_outputs(given.values(), inputs), strict=True))
     image_format = plot_format(outputs["plot"].given) if "plot" in outputs else None
@@ -236,11 +234,10 @@ def _score_outputs(args: argparse.Namespace) -> tuple[dict, str | None]:
 
 
 def _run_plot(args: argparse.Namespace) -> None:
-    from qubd.report.plots import plot_file, plot_format
+    from qubd.report.plots import plot_file
     from qubd.report.writers import check_outputs
 
     (output,) = check_outputs([args.output], inputs=[args.report])
-    plot_format(output.given)
     plot_file(args.report, output)
 
 

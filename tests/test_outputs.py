@@ -176,7 +176,7 @@ def test_json_to_stdout_with_a_dash(capsys, checkpoint, tmp_path):
     assert data["counts"]["scored"] == 2
     assert png.read_bytes().startswith(PNG_MAGIC)
     status, _, err = run(capsys, "score", str(checkpoint), "--json", "-", "--csv", "-")
-    assert_one_line_error(status, err, "stdout")
+    assert_one_line_error(status, err, "only one output can go to standard output")
 
 
 def test_sockets_are_refused_as_outputs(capsys, checkpoint, tmp_path, no_scoring):

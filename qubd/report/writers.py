@@ -100,8 +100,10 @@ def _probe_folder(given: str, folder: Path) -> None:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".qubd-probe.")
     except OSError as err:
         raise ReportError(f"{given}: cannot write into {folder} ({_reason(err)})") from None
-    os.close(fd)
-    os.unlink(probe)
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(probe)
 
 
 def _reason(err: OSError) -> str:
@@ -118,6 +120,8 @@ def check_outputs(paths: Iterable[PathLike], inputs: Iterable[PathLike] = ()) ->
     for out in outputs:
         if out.identity in seen:
             first = seen[out.identity]
+            if out.is_stdout:
+                raise ReportError("only one output can go to standard output ('-')")
             raise ReportError(
                 f"{first.given} and {out.given} are the same file: give each output its own path"
             )
@@ -202,6 +206,10 @@ class Staging:
                     os.replace(tmp, out.target)
                 else:
                     _copy_to_stream(tmp, out)
+            except BrokenPipeError:
+                if out.is_stdout:  # the reader of stdout went away (``| head``): the CLI's to handle
+                    raise
+                raise ReportError(f"{out.given}: cannot write (the reader closed it)") from None
             except OSError as err:
                 raise ReportError(f"{out.given}: cannot write ({_reason(err)})") from err
             self._files.remove((tmp, out))
