@@ -48,6 +48,20 @@ def no_scoring(monkeypatch):
     monkeypatch.setattr(qubd.checkpoints, "open_source", refuse)
 
 
+DEVICE_NUMBERS = {"null": (1, 3), "full": (1, 7)}  # Linux's /dev/null and /dev/full
+
+
+def _char_device(tmp_path: Path, name: str) -> Path:
+    """A character device to write to. As root, a private node in ``tmp_path`` (root could replace
+    /dev/null itself if the code under test regressed); otherwise the system's, which a regression
+    cannot replace (/dev is not writable)."""
+    if os.geteuid() != 0:
+        return Path("/dev") / name
+    node = tmp_path / name
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(*DEVICE_NUMBERS[name]))
+    return node
+
+
 def _sharded_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "model"
     folder.mkdir()
@@ -145,13 +159,15 @@ def test_output_through_a_symlink_replaces_its_target_and_keeps_the_link(capsys,
     assert json.loads(target.read_text())["counts"]["scored"] == 2
 
 
-def test_a_character_device_is_written_not_replaced(capsys, checkpoint):
-    before = os.stat(os.devnull)
-    status, _, err = run(capsys, "score", str(checkpoint), "--json", os.devnull, "--csv", "/dev/../dev/null")
-    assert_one_line_error(status, err, "the same file")  # /dev/null twice is still one file
-    status, _, err = run(capsys, "score", str(checkpoint), "--json", os.devnull, "--quiet")
+def test_a_character_device_is_written_not_replaced(capsys, checkpoint, tmp_path):
+    null = _char_device(tmp_path, "null")
+    before = os.stat(null)
+    other_spelling = null.parent / ".." / null.parent.name / null.name
+    status, _, err = run(capsys, "score", str(checkpoint), "--json", str(null), "--csv", str(other_spelling))
+    assert_one_line_error(status, err, "the same file")  # a device twice is still one file
+    status, _, err = run(capsys, "score", str(checkpoint), "--json", str(null), "--quiet")
     assert status == 0, err
-    after = os.stat(os.devnull)
+    after = os.stat(null)
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev and after.st_ino == before.st_ino
 
 
@@ -207,9 +223,11 @@ def test_an_unwritable_destination_is_found_before_scoring(capsys, checkpoint, t
     assert_one_line_error(status, err, given, "cannot write")
 
 
-def test_a_full_device_names_the_file(capsys, checkpoint):
-    status, _, err = run(capsys, "score", str(checkpoint), "--json", "/dev/full", "--quiet")
-    assert_one_line_error(status, err, "/dev/full", os.strerror(errno.ENOSPC))
+def test_a_full_device_names_the_file(capsys, checkpoint, tmp_path):
+    full = _char_device(tmp_path, "full")
+    status, _, err = run(capsys, "score", str(checkpoint), "--json", str(full), "--quiet")
+    assert_one_line_error(status, err, str(full), os.strerror(errno.ENOSPC))
+    assert stat.S_ISCHR(os.stat(full).st_mode)
 
 
 def test_a_full_disk_names_the_file_and_leaves_nothing(capsys, checkpoint, tmp_path, monkeypatch):
@@ -235,9 +253,10 @@ def test_plot_command_follows_the_same_rules(capsys, checkpoint, tmp_path):
     status, _, err = run(capsys, "plot", str(report), "-o", str(report))
     assert_one_line_error(status, err, "is an input")
     assert report.read_bytes() == before
-    status, _, err = run(capsys, "plot", str(report), "-o", os.devnull)
+    null = _char_device(tmp_path, "null")
+    status, _, err = run(capsys, "plot", str(report), "-o", str(null))
     assert status == 0, err
-    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert stat.S_ISCHR(os.stat(null).st_mode)
 
 
 def test_python_writers_follow_the_same_rules(tmp_path, capsys):
