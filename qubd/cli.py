@@ -1,7 +1,9 @@
 """The ``qubd`` command: ``qubd demo``, ``qubd score PATH ...``, ``qubd plot REPORT.json -o PNG``.
 
 Every failure is one line ``qubd: error: ...`` on stderr and a non-zero exit status, without a
-traceback (set ``QUBD_TRACEBACK=1`` to see one).
+traceback (set ``QUBD_TRACEBACK=1`` to see one). Outputs are checked before anything is read and
+written atomically (``qubd.report.writers``); SIGTERM and SIGHUP end the command like Ctrl-C, with
+its temporary files removed.
 """
 
 from __future__ import annotations
@@ -147,8 +149,8 @@ def _build_parser() -> argparse.ArgumentParser:
         help="a tensor with NaN/Inf values: stop with an error (default) or skip it",
     )
     out = score.add_argument_group("output")
-    out.add_argument("--json", metavar="PATH", help="write the full report as JSON")
-    out.add_argument("--csv", metavar="PATH", help="write QuBD per tensor and plane as CSV")
+    out.add_argument("--json", metavar="PATH", help="write the full report as JSON ('-': to stdout)")
+    out.add_argument("--csv", metavar="PATH", help="write QuBD per tensor and plane as CSV ('-': to stdout)")
     out.add_argument("--plot", metavar="PNG", help="write per-plane ratio bars and a tensor x plane heatmap")
     out.add_argument("--tensors", action="store_true", help="also print a table of the tensors")
     out.add_argument("--quiet", action="store_true", help="print no table")

@@ -148,6 +148,13 @@ def test_an_empty_output_path_is_an_error(capsys, checkpoint, tmp_path, no_scori
     assert_one_line_error(status, err, "empty")
 
 
+def test_an_output_in_a_symlink_loop_says_so(capsys, checkpoint, tmp_path, no_scoring):
+    (tmp_path / "a.json").symlink_to(tmp_path / "b.json")
+    (tmp_path / "b.json").symlink_to(tmp_path / "a.json")
+    status, _, err = run(capsys, "score", str(checkpoint), "--json", str(tmp_path / "a.json"))
+    assert_one_line_error(status, err, str(tmp_path / "a.json"), "symlink loop")
+
+
 def test_output_through_a_symlink_replaces_its_target_and_keeps_the_link(capsys, checkpoint, tmp_path):
     target = tmp_path / "real.json"
     target.write_text("old")
