@@ -10,15 +10,16 @@ from pathlib import Path
 
 import qubd
 from qubd.report.advice import rule
+from qubd.report.baselines import ExpectedBaseline
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, BINARY, measure_names
-from qubd.report.options import COMPRESSORS, ScoreOptions
+from qubd.report.options import COMPRESSORS, EXPECTED, ScoreOptions
 from qubd.report.scores import PlaneScore, Report, TensorScore, plane_scores
 from qubd.report.summary import Summary
 
 FORMAT = "qubd-report"
 FORMAT_VERSION = 1
-CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "skipped")
+CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "z", "skipped")
 ALL_TENSORS = "(all scored tensors)"
 
 
@@ -83,7 +84,9 @@ def plane_dict(p: PlaneScore, plane: bool = True, key: str = BDM) -> dict:
     """One plane's (or, with ``plane=False``, the total's) score, baseline, std and ratio, as JSON
     reports and training logs write it."""
     out = {"plane": p.plane} if plane else {}
-    out.update({key: p.bdm, "baseline": p.baseline, "baseline_std": p.baseline_std, "ratio": p.ratio})
+    out.update(
+        {key: p.bdm, "baseline": p.baseline, "baseline_std": p.baseline_std, "ratio": p.ratio, "z": p.z}
+    )
     return out
 
 
@@ -93,6 +96,7 @@ def _vector_dict(summary: Summary, runs: list[list[float]], key: str) -> dict:
         f"baseline_{key}": summary.baseline,
         f"baseline_{key}_std": summary.baseline_std,
         "ratios": summary.ratio,
+        "z": summary.z,
         "baseline_runs": runs,
     }
 
@@ -173,6 +177,10 @@ def _tensor_from_dict(t: dict, options: ScoreOptions) -> TensorScore:
         for run, values in zip(runs, t[compressor]["baseline_runs"], strict=True):
             run[compressor] = list(values)
     score.baseline_runs = runs
+    if options.baseline == EXPECTED:
+        score.expected[BDM] = ExpectedBaseline(list(t["baseline_planes"]), list(t["baseline_planes_std"]))
+        if options.binary:
+            score.expected[BINARY] = ExpectedBaseline([t[BINARY]["baseline"]], [t[BINARY]["baseline_std"]])
     return score
 
 
@@ -183,7 +191,7 @@ def report_to_csv(report: Report) -> str:
     for t in report.tensors:
         shape = "x".join(str(s) for s in t.shape)
         if t.skipped is not None:
-            writer.writerow([t.name, shape, t.dtype, "", "", "", "", "", t.skipped])
+            writer.writerow([t.name, shape, t.dtype, "", "", "", "", "", "", t.skipped])
             continue
         for p in plane_scores(t.summary()) + plane_scores(t.total(), total=True):
             writer.writerow([t.name, shape, t.dtype, *_csv_values(p), ""])
@@ -194,4 +202,4 @@ def report_to_csv(report: Report) -> str:
 
 def _csv_values(p: PlaneScore) -> list:
     plane = "total" if p.plane is None else p.plane
-    return [plane] + ["" if v is None else v for v in (p.bdm, p.baseline, p.baseline_std, p.ratio)]
+    return [plane] + ["" if v is None else v for v in (p.bdm, p.baseline, p.baseline_std, p.ratio, p.z)]
