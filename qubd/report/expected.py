@@ -98,7 +98,8 @@ def expected_bdm(cells: int, blocks: int, ones: np.ndarray) -> np.ndarray:
         return np.zeros(ones.shape, dtype=np.float64)
     codes, ctm_sum, _ = class_sums()
     p = code_probabilities(cells, ones)  # [planes, 17]
-    seen = -np.expm1(blocks * np.log1p(-np.minimum(p, 1.0)))  # P(N_c > 0)
+    with np.errstate(divide="ignore"):  # p = 1 (an empty or full plane): log1p(-1) = -inf, seen = 1
+        seen = -np.expm1(blocks * np.log1p(-np.minimum(p, 1.0)))  # P(N_c > 0)
     flat = p.reshape(-1)
     mean = blocks * flat
     owner, count = _windows(mean, np.sqrt(mean * (1 - flat)), blocks)
