@@ -30,14 +30,14 @@ STD_TOLERANCE = 0.20
 def sampled_bdms(rows: int, cols: int, ones: int, seed: int) -> np.ndarray:
     """BDM of ``SAMPLES`` uniformly random arrangements of ``ones`` ones in a rows x cols plane."""
     rng = np.random.default_rng(seed)
-    plane = np.zeros(rows * cols, dtype=np.int32)
+    plane = np.zeros(rows * cols, dtype=np.uint8)
     plane[:ones] = 1
     bdms = []
     for _ in range(SAMPLES // PER_CALL):
         samples = rng.permuted(np.broadcast_to(plane, (PER_CALL, plane.size)), axis=1)
         codes = np.zeros(plane.size, dtype=np.int32)
         for bit, sample in enumerate(samples):
-            codes |= sample << bit
+            codes |= sample.astype(np.int32) << bit
         hist = ops.plane_histograms(torch.from_numpy(codes.reshape(rows, cols)), PER_CALL)
         bdms.append(torch.ops.qubd.ctm_score(hist).numpy())
     return np.concatenate(bdms)

@@ -345,7 +345,7 @@ def test_malformed_report_json(tmp_path):
 # --- plots and tracker -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("baseline", ["shuffle", "none"])
+@pytest.mark.parametrize("baseline", ["expected", "shuffle", "none"])
 def test_plot_writes_an_image(tmp_path, baseline):
     path = tmp_path / "r.png"
     score(_state_dict(), baseline=baseline, repeats=2 if baseline == "shuffle" else 1).plot(path)
