@@ -16,7 +16,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from qubd.report.options import BASELINE_ALIASES, BASELINES, COMPRESSORS, DEVICES, NONFINITE_POLICIES, SHUFFLE
+from qubd.report.options import (
+    BASELINE_ALIASES,
+    BASELINES,
+    COMPRESSORS,
+    DEVICES,
+    EXPECTED,
+    NONFINITE_POLICIES,
+)
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -92,13 +99,14 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--baseline",
-        default=SHUFFLE,
+        default=EXPECTED,
         choices=(*BASELINES, *BASELINE_ALIASES),
-        help="shuffle: each tensor's values permuted (default); reinit: a module's random "
-        "re-initialisation (modules only); none",
+        help="expected: mean and std over random arrangements of each tensor's values, in closed "
+        "form (default); shuffle: each tensor's values permuted (sampled, --repeats runs); reinit: a "
+        "module's random re-initialisation (modules only); none",
     )
-    q.add_argument("--seed", type=int, default=0, help="seed of the baseline (default 0)")
-    q.add_argument("--repeats", type=int, default=1, help="baseline runs: mean and std (default 1)")
+    q.add_argument("--seed", type=int, default=0, help="seed of a sampled baseline (default 0)")
+    q.add_argument("--repeats", type=int, default=1, help="sampled baseline runs: mean and std (default 1)")
     q.add_argument("--binary", action="store_true", help="also the binary baseline BDM(W > 0)")
     q.add_argument(
         "--compress",

@@ -54,12 +54,13 @@ def checkpoint(tmp_path) -> Path:
 def test_score_prints_a_table_and_writes_outputs(capsys, checkpoint, tmp_path):
     out_json, out_csv, out_png = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
     status, out, err = run(
-        capsys, "score", str(checkpoint), "--repeats", "2", "--tensors", "--json", str(out_json),
-        "--csv", str(out_csv), "--plot", str(out_png), "--binary", "--compress", "gzip",
+        capsys, "score", str(checkpoint), "--baseline", "shuffle", "--repeats", "2", "--tensors",
+        "--json", str(out_json), "--csv", str(out_csv), "--plot", str(out_png), "--binary",
+        "--compress", "gzip",
     )  # fmt: skip
     assert status == 0, err
     assert "ratio %" in out and "7 (MSB)" in out and "total" in out
-    assert "Suggested bit depth" in out and "Rule:" in out and "Not scored: 1 1-D" in out
+    assert "random arrangement of the same values" in out and "Rule:" in out and "Not scored: 1 1-D" in out
     data = json.loads(out_json.read_text())
     assert data["repeats"] == 2 and [t["name"] for t in data["tensors"]][:2] == ["noise.bias", "noise.weight"]
     assert out_csv.read_text().startswith("name,shape,dtype,plane,bdm")
@@ -93,7 +94,7 @@ def test_plot_command(capsys, checkpoint, tmp_path):
 def test_demo(capsys):
     status, out, err = run(capsys, "demo")
     assert status == 0, err
-    assert "QuBD of the demo MLP" in out and "7 (MSB)" in out and "Suggested bit depth" in out
+    assert "QuBD of the demo MLP" in out and "7 (MSB)" in out and "random arrangement" in out
 
 
 def _nan_checkpoint(tmp_path: Path) -> Path:

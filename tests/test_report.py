@@ -72,7 +72,7 @@ def test_tensor_planes_equal_the_papers_pipeline(clip):
 
 
 def test_planes_and_total_are_sums_over_scored_tensors():
-    report = score(_state_dict(), bits=6, repeats=3)
+    report = score(_state_dict(), bits=6, repeats=3, baseline="shuffle")
     scored = report.scored
     assert [t.name for t in scored] == ["smooth.weight", "noise.weight", "conv.weight"]
     for p in report.planes:
@@ -94,7 +94,7 @@ def test_skipped_tensors_carry_reasons_and_no_numbers():
 
 
 def test_structured_tensor_is_simpler_than_its_shuffle():
-    report = score(_state_dict(), repeats=2)
+    report = score(_state_dict(), repeats=2, baseline="shuffle")
     smooth = next(t for t in report.scored if t.name == "smooth.weight")
     assert smooth.summary().ratio[-1] < 50
     noise = next(t for t in report.scored if t.name == "noise.weight")
@@ -125,7 +125,7 @@ def test_shuffle_is_a_seeded_permutation():
 
 def test_shuffle_baseline_runs_are_their_own_permutations():
     tensors = _state_dict()
-    report = score(tensors, repeats=3, seed=7)
+    report = score(tensors, repeats=3, seed=7, baseline="shuffle")
     noise = next(t for t in report.scored if t.name == "noise.weight")
     expected = [
         ops.qubd(shuffled(tensors["noise.weight"], run_seed(7, "noise.weight", r)), 8, 99.9).tolist()
@@ -149,7 +149,7 @@ def test_tensors_scored_in_groups_equal_one_by_one(monkeypatch, group_tensors):
         )
         tensors[f"l{i}.bias"] = torch.randn(rows, generator=g)
     tensors["l7.weight"][0, 0] = float("nan")
-    report = score(tensors, bits=6, repeats=2, seed=5, nonfinite="skip")
+    report = score(tensors, bits=6, repeats=2, seed=5, nonfinite="skip", baseline="shuffle")
     assert [t.name for t in report.tensors] == list(tensors)
     for t in report.tensors:
         if t.name == "l7.weight":
@@ -165,13 +165,13 @@ def test_tensors_scored_in_groups_equal_one_by_one(monkeypatch, group_tensors):
 
 def test_a_tensors_baseline_does_not_depend_on_the_others():
     tensors = _state_dict()
-    alone = score(tensors, include="noise.weight").scored[0]
-    together = next(t for t in score(tensors).scored if t.name == "noise.weight")
+    alone = score(tensors, include="noise.weight", baseline="shuffle").scored[0]
+    together = next(t for t in score(tensors, baseline="shuffle").scored if t.name == "noise.weight")
     assert alone.baseline_runs == together.baseline_runs
 
 
 def test_single_run_has_no_std_and_none_has_no_ratio():
-    one = score(_state_dict())
+    one = score(_state_dict(), baseline="shuffle")
     assert one.planes[0].baseline_std is None and one.planes[0].ratio is not None
     none = score(_state_dict(), baseline="none")
     assert none.planes[0].baseline is None and none.planes[0].ratio is None
@@ -249,7 +249,7 @@ def test_bad_options(kwargs, message):
 
 def test_binary_and_compression_baselines():
     tensors = _state_dict()
-    report = score(tensors, binary=True, compressors=["gzip", "lzma"])
+    report = score(tensors, binary=True, compressors=["gzip", "lzma"], baseline="shuffle")
     noise = next(t for t in report.scored if t.name == "noise.weight")
     w = tensors["noise.weight"]
     assert noise.values["binary"] == [ops.bdm(w > 0).item()]
@@ -258,7 +258,7 @@ def test_binary_and_compression_baselines():
     assert noise.values["gzip"] == expected
     assert len(noise.values["lzma"]) == 8 and len(noise.baseline_runs[0]["gzip"]) == 8
     data = report.to_dict()
-    assert set(data["binary"]) == {"bdm", "baseline", "baseline_std", "ratio"}
+    assert set(data["binary"]) == {"bdm", "baseline", "baseline_std", "ratio", "z"}
     assert len(data["gzip"]["planes"]) == 8 and data["lzma"]["total"]["bytes"] > 0
 
 
@@ -274,7 +274,7 @@ def test_advice_keeps_planes_from_the_lowest_one_below_baseline():
     # a noisy baseline needs more than the margin: 3 std of 2% each
     noisy = Summary(values=[95, 95], baseline=[100, 100], baseline_std=[2, 1])
     assert advise(noisy, 1.0).planes_below == [1]
-    assert "max(1 percentage points" in rule(1.0)
+    assert "more than 1 percentage points under 100%" in rule(1.0)
 
 
 def test_summarize_means_and_stds_run_totals():
@@ -289,7 +289,7 @@ def test_summarize_means_and_stds_run_totals():
 
 
 def test_json_has_the_promised_shape_and_round_trips(tmp_path):
-    report = score(_state_dict(), repeats=2, binary=True, compressors=["gzip"])
+    report = score(_state_dict(), repeats=2, binary=True, compressors=["gzip"], baseline="shuffle")
     path = tmp_path / "r.json"
     report.to_json(path)
     data = json.loads(path.read_text())
@@ -345,7 +345,7 @@ def test_malformed_report_json(tmp_path):
 # --- plots and tracker -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("baseline", ["shuffle", "none"])
+@pytest.mark.parametrize("baseline", ["expected", "shuffle", "none"])
 def test_plot_writes_an_image(tmp_path, baseline):
     path = tmp_path / "r.png"
     score(_state_dict(), baseline=baseline, repeats=2 if baseline == "shuffle" else 1).plot(path)

@@ -229,9 +229,9 @@ def test_score_report_equals_native(triton_backend, monkeypatch, clip):
     }
     tensors["layer3.weight"][2, 5] = float("nan")
     tensors["layer1.bias"] = torch.randn(16)
-    triton_report = qubd.score(tensors, bits=6, clip=clip, repeats=2, nonfinite="skip")
+    triton_report = qubd.score(tensors, bits=6, clip=clip, baseline="shuffle", repeats=2, nonfinite="skip")
     monkeypatch.setenv("QUBD_BACKEND", "native")
-    native_report = qubd.score(tensors, bits=6, clip=clip, repeats=2, nonfinite="skip")
+    native_report = qubd.score(tensors, bits=6, clip=clip, baseline="shuffle", repeats=2, nonfinite="skip")
     assert [t.skipped for t in triton_report.tensors] == [t.skipped for t in native_report.tensors]
     assert triton_report.tensors[3].skipped == "non-finite values (1 NaN/Inf)"
     for got, expected in zip(triton_report.scored, native_report.scored, strict=True):

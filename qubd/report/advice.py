@@ -2,8 +2,9 @@
 
 The paper finds the algorithmic information of trained weights in the most significant bit-planes:
 there a plane is simpler than the same plane of the shuffled weights, while the low planes are as
-complex as noise. The advice keeps every plane from the lowest one that is clearly below its baseline
-up to the most significant one.
+complex as noise. A plane carries structure when its QuBD lies clearly below its baseline (a random
+arrangement of the same values); the advice reports those planes, and that quantising to fewer bits
+than "from the lowest such plane up to the most significant" would cut into the structure.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from qubd.report.summary import Summary
 
 NOISE_SIGMAS = 3.0
 RULE = (
-    "a plane is below baseline when its QuBD ratio is under 100% by more than "
-    f"max({{margin}} percentage points, {NOISE_SIGMAS:g} std of the baseline over --repeats); "
-    "suggested bits = the planes from the lowest plane below baseline up to the most significant"
+    "a plane carries structure when its QuBD is both more than {margin} percentage points under 100% "
+    f"of the baseline and more than {NOISE_SIGMAS:g} standard deviations below it (z < -{NOISE_SIGMAS:g}; "
+    "the std is the closed form's, or the spread over --repeats runs; with one sampled run only the "
+    "margin applies); the structure spans the planes from the lowest such plane to the most significant"
 )
 
 
@@ -34,18 +36,17 @@ def rule(margin: float) -> str:
 
 
 def below_baseline(summary: Summary, margin: float) -> list[int]:
-    """Planes whose ratio is under ``100 - max(margin, 3 sigma)`` percent, sigma the baseline's std
-    over runs as a percentage of its mean (0 with a single run)."""
+    """Planes whose ratio is under ``100 - margin`` percent and whose z-score is under -3 (when the
+    baseline has a std; a zero std leaves only the margin)."""
     ratio = summary.ratio
     if ratio is None:
         return []
-    stds = summary.baseline_std or [0.0] * len(ratio)
-    below = []
-    for plane, (r, base, std) in enumerate(zip(ratio, summary.baseline, stds, strict=True)):
-        noise = NOISE_SIGMAS * 100.0 * std / base if base > 0 else 0.0
-        if r is not None and r < 100.0 - max(margin, noise):
-            below.append(plane)
-    return below
+    zs = summary.z or [None] * len(ratio)
+    return [
+        plane
+        for plane, (r, z) in enumerate(zip(ratio, zs, strict=True))
+        if r is not None and r < 100.0 - margin and (z is None or z < -NOISE_SIGMAS)
+    ]
 
 
 def advise(summary: Summary, margin: float) -> BitDepthAdvice | None:
@@ -54,3 +55,19 @@ def advise(summary: Summary, margin: float) -> BitDepthAdvice | None:
         return None
     below = below_baseline(summary, margin)
     return BitDepthAdvice(len(summary.values) - min(below) if below else None, below)
+
+
+def describe(advice: BitDepthAdvice, bits: int) -> str:
+    """The advice in words: what was found, and what it suggests."""
+    if advice.suggested_bits is None:
+        return (
+            "No bit-plane is clearly simpler than a random arrangement of the same values: "
+            "no structure found to guide a bit depth."
+        )
+    planes = ", ".join(str(p) for p in sorted(advice.planes_below, reverse=True))
+    kept = advice.suggested_bits
+    return (
+        f"Structure beyond a random arrangement of the same values in plane(s) {planes} "
+        f"(plane {bits - 1} the most significant): it lies in the top {kept} of {bits} bits, so "
+        f"quantising below {kept} bit{'s' * (kept != 1)} would cut into it."
+    )

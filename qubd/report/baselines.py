@@ -1,5 +1,8 @@
-"""Baseline tensors: what a tensor's complexity is compared with (paper Eq. 14).
+"""Baselines: what a tensor's complexity is compared with (paper Eq. 14).
 
+``expected``: the mean and standard deviation of each plane's QuBD over all random arrangements of
+the tensor's values, in closed form from the ones per plane (``qubd.report.expected``); no tensor
+is built and no random number drawn.
 ``shuffle``: the tensor's own values in a random order (same value distribution, no structure).
 ``reinit``: a random re-initialisation of the module that owns the tensor (its ``reset_parameters``).
 Each run of each tensor has its own seed, derived from ``--seed``, the tensor's name and the run, so
@@ -9,15 +12,39 @@ a tensor's baseline does not depend on which other tensors are scored.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from qubd.checkpoints import TensorEntry
 from qubd.report.errors import ReportError
+from qubd.report.expected import BLOCK_SIDE, bdm_std, expected_bdm
 from qubd.report.options import REINIT, SHUFFLE, ScoreOptions
 
 INT32_INDEX_LIMIT = 2**31
+
+
+@dataclass(frozen=True)
+class ExpectedBaseline:
+    """A measure's closed-form baseline: per plane (or one value), the mean and standard deviation
+    over random arrangements of the tensor's values."""
+
+    mean: list[float]
+    std: list[float]
+
+
+def expected_baseline(shape: Sequence[int], ones: Sequence[int]) -> ExpectedBaseline:
+    """The expected baseline of planes with ``ones[i]`` ones in a tensor of ``shape`` (viewed as its
+    ``flatten(1)`` matrix, as it is scored)."""
+    rows, cols = shape[0], math.prod(shape[1:])
+    blocks = (rows // BLOCK_SIDE) * (cols // BLOCK_SIDE)
+    counts = np.asarray(ones, dtype=np.int64)
+    return ExpectedBaseline(
+        expected_bdm(rows * cols, blocks, counts).tolist(), bdm_std(rows * cols, blocks, counts).tolist()
+    )
 
 
 def run_seed(seed: int, name: str, run: int) -> int:

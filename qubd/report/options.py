@@ -9,10 +9,13 @@ import torch
 from qubd.ops import validation
 from qubd.report.errors import ReportError
 
+EXPECTED = "expected"
 SHUFFLE = "shuffle"
 REINIT = "reinit"
 NONE = "none"
-BASELINES = (SHUFFLE, NONE, REINIT)
+BASELINES = (EXPECTED, SHUFFLE, NONE, REINIT)
+# Baselines computed from sampled tensors (``repeats`` runs); "expected" is computed in closed form.
+SAMPLED_BASELINES = (SHUFFLE, REINIT)
 BASELINE_ALIASES = {"random-reinit": REINIT}
 COMPRESSORS = ("gzip", "lzma")
 NONFINITE_POLICIES = ("error", "skip")
@@ -25,15 +28,17 @@ DEFAULT_ADVICE_MARGIN = 1.0
 class ScoreOptions:
     """``bits`` planes of codes over [lo, hi] from min/max (``clip=None``) or the ``clip`` percentile.
 
-    ``baseline``: "shuffle" (each tensor's values randomly permuted, ``repeats`` times, seeded by
-    ``seed``), "reinit" (a module's random re-initialisation) or "none". ``binary`` adds
+    ``baseline``: "expected" (the mean and std of each plane's QuBD over random arrangements of the
+    tensor's values, in closed form: docs/baselines.md), "shuffle" (each tensor's values randomly
+    permuted, ``repeats`` times, seeded by ``seed``), "reinit" (a module's random re-initialisation)
+    or "none". ``binary`` adds
     BDM(W > 0); ``compressors`` adds gzip/lzma sizes of the packed bit-planes. ``nonfinite``:
     "error" (default) or "skip" for tensors holding NaN/Inf.
     """
 
     bits: int = 8
     clip: float | None = 99.9
-    baseline: str = SHUFFLE
+    baseline: str = EXPECTED
     seed: int = 0
     repeats: int = 1
     binary: bool = False
@@ -57,6 +62,11 @@ class ScoreOptions:
             _check_choice("compressor", name, COMPRESSORS)
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
             raise ReportError(f"repeats must be a positive integer, got {self.repeats!r}")
+        if self.repeats > 1 and self.baseline == EXPECTED:
+            raise ReportError(
+                f"repeats={self.repeats} has no effect on the 'expected' baseline (a closed form, "
+                "no sampled runs); use baseline 'shuffle' for sampled runs"
+            )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ReportError(f"seed must be an integer, got {self.seed!r}")
         if not self.advice_margin >= 0:
@@ -64,8 +74,12 @@ class ScoreOptions:
 
     @property
     def runs(self) -> int:
-        """Baseline runs per tensor: ``repeats``, or 0 without a baseline."""
-        return 0 if self.baseline == NONE else self.repeats
+        """Sampled baseline tensors per tensor: ``repeats`` for "shuffle" and "reinit", else 0."""
+        return self.repeats if self.baseline in SAMPLED_BASELINES else 0
+
+    @property
+    def has_baseline(self) -> bool:
+        return self.baseline != NONE
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":

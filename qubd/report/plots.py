@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from qubd.report.advice import NOISE_SIGMAS
 from qubd.report.errors import ReportError
 from qubd.report.scores import Report
 from qubd.report.writers import Output, Staging, check_output, write_file
 
 MAX_LABELLED_ROWS = 80
 RATIO_SPAN_LIMITS = (2.0, 99.0)  # the heatmap's colour range is 100 +- a span within these
+Z_SPAN_MIN = 10.0  # the z heatmap's colour range is at least +-10 std
 BLOCK_CELLS = 16
 
 
@@ -95,10 +97,13 @@ def _plane_bars(ax, report: Report) -> None:
         ax.set_ylim(low - pad, high + pad)
         ax.set_ylabel(f"QuBD / {report.options.baseline} baseline (%)")
         advice = report.advice
-        bits_text = "-" if advice.suggested_bits is None else str(advice.suggested_bits)
+        found = (
+            "no structure found"
+            if advice.suggested_bits is None
+            else f"structure in the top {advice.suggested_bits} bits"
+        )
         ax.set_title(
-            f"Per-plane ratio over {len(report.scored)} tensors; green: below baseline; "
-            f"suggested bits {bits_text}",
+            f"Per-plane ratio over {len(report.scored)} tensors; green: clearly below baseline; {found}",
             fontsize=9,
         )
     ax.set_xticks(
@@ -108,14 +113,23 @@ def _plane_bars(ax, report: Report) -> None:
 
 
 def _heatmap(fig, ax, report: Report) -> None:
-    """Ratios per tensor and plane. The colours follow the deviation from 100% on a symmetric log
-    scale, so deviations of 1% and of 50% are both visible; the colour bar reads in ratio percent."""
+    """Per tensor and plane: the z-score when the baseline has a std (noise stays pale), else the
+    ratio, else the QuBD per block. Colours follow a symmetric log scale, so small and large
+    deviations are both visible."""
     from matplotlib.colors import SymLogNorm
     from matplotlib.ticker import FuncFormatter
 
     scored = report.scored
-    if report.options.runs:
-        deviation = np.array([t.summary().ratio for t in scored], dtype=float) - 100.0
+    summaries = [t.summary() for t in scored] if report.options.has_baseline else []
+    if summaries and all(s.z is not None for s in summaries):
+        z = np.array([[np.nan if v is None else v for v in s.z] for s in summaries], dtype=float)
+        span = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+        span = max(span, Z_SPAN_MIN)
+        norm = SymLogNorm(linthresh=NOISE_SIGMAS, linscale=0.5, vmin=-span, vmax=span, base=10)
+        image = ax.imshow(z, aspect="auto", cmap="RdBu_r", norm=norm, interpolation="nearest")
+        fig.colorbar(image, ax=ax, label="z-score (std from a random arrangement), symmetric log", shrink=0.8)
+    elif summaries:
+        deviation = np.array([s.ratio for s in summaries], dtype=float) - 100.0
         span = float(np.nanmax(np.abs(deviation))) if deviation.size else 1.0
         span = min(max(span, RATIO_SPAN_LIMITS[0]), RATIO_SPAN_LIMITS[1])
         norm = SymLogNorm(linthresh=1.0, linscale=0.5, vmin=-span, vmax=span, base=10)

@@ -9,29 +9,38 @@ from pathlib import Path
 
 from qubd.checkpoints import reason_kind
 from qubd.report.advice import BitDepthAdvice, advise
+from qubd.report.baselines import ExpectedBaseline
 from qubd.report.measure import BDM
 from qubd.report.options import ScoreOptions
-from qubd.report.summary import Summary, summarize, summarize_totals
+from qubd.report.summary import (
+    Summary,
+    summarize,
+    summarize_expected,
+    summarize_expected_totals,
+    summarize_totals,
+)
 
 
 @dataclass(frozen=True)
 class PlaneScore:
     """One bit-plane (0 = least significant; None for a total) summed over the scored tensors.
 
-    ``bdm`` is the QuBD; the same record carries other measures' values (e.g. compressed bytes)."""
+    ``bdm`` is the QuBD; the same record carries other measures' values (e.g. compressed bytes).
+    ``z``: ``(bdm - baseline) / baseline_std`` (None without a std)."""
 
     plane: int | None
     bdm: float
     baseline: float | None
     baseline_std: float | None
     ratio: float | None
+    z: float | None = None
 
 
 @dataclass
 class TensorScore:
-    """One tensor: its measures (``values["bdm"]`` per plane, ...) and its baseline's, one dict per run;
-    or why it was skipped. ``note``: how its range was handled where the plain rule does not apply
-    (``qubd.report.range_notes``), else None."""
+    """One tensor: its measures (``values["bdm"]`` per plane, ...) and its baseline's, one dict per run
+    (``baseline_runs``) or in closed form (``expected``, per measure); or why it was skipped. ``note``:
+    how its range was handled where the plain rule does not apply (``qubd.report.range_notes``), else None."""
 
     name: str
     shape: tuple[int, ...]
@@ -40,6 +49,7 @@ class TensorScore:
     values: dict[str, list[float]] = field(default_factory=dict)
     baseline_runs: list[dict[str, list[float]]] = field(default_factory=list)
     note: str | None = None
+    expected: dict[str, ExpectedBaseline] = field(default_factory=dict)
 
     @property
     def numel(self) -> int:
@@ -51,10 +61,10 @@ class TensorScore:
         return self.values.get(BDM)
 
     def summary(self, measure: str = BDM) -> Summary:
-        return summarize([self.values[measure]], [[run[measure] for run in self.baseline_runs]])
+        return _summary([self], measure)
 
     def total(self, measure: str = BDM) -> Summary:
-        return summarize_totals([self.values[measure]], [[run[measure] for run in self.baseline_runs]])
+        return _summary([self], measure, totals=True)
 
     def advice(self, margin: float) -> BitDepthAdvice | None:
         return advise(self.summary(), margin)
@@ -90,16 +100,10 @@ class Report:
 
     def summary(self, measure: str = BDM) -> Summary:
         """``measure`` per plane (or its one value) summed over the scored tensors."""
-        scored = self.scored
-        return summarize(
-            [t.values[measure] for t in scored], [[r[measure] for r in t.baseline_runs] for t in scored]
-        )
+        return _summary(self.scored, measure)
 
     def total_summary(self, measure: str = BDM) -> Summary:
-        scored = self.scored
-        return summarize_totals(
-            [t.values[measure] for t in scored], [[r[measure] for r in t.baseline_runs] for t in scored]
-        )
+        return _summary(self.scored, measure, totals=True)
 
     @property
     def planes(self) -> list[PlaneScore]:
@@ -160,11 +164,25 @@ class Report:
         return report_from_dict(read_json(path))
 
 
+def _summary(tensors: list[TensorScore], measure: str, totals: bool = False) -> Summary:
+    """``measure`` summed over ``tensors`` against their closed-form baselines when every tensor has
+    one for it, else against their sampled runs (none: no baseline)."""
+    values = [t.values[measure] for t in tensors]
+    if tensors and all(measure in t.expected for t in tensors):
+        expected = [t.expected[measure] for t in tensors]
+        combine = summarize_expected_totals if totals else summarize_expected
+        return combine(values, [e.mean for e in expected], [e.std for e in expected])
+    combine = summarize_totals if totals else summarize
+    return combine(values, [[run[measure] for run in t.baseline_runs] for t in tensors])
+
+
 def plane_scores(summary: Summary, total: bool = False) -> list[PlaneScore]:
     n = len(summary.values)
     baseline = summary.baseline or [None] * n
     std = summary.baseline_std or [None] * n
     ratio = summary.ratio or [None] * n
+    z = summary.z or [None] * n
     return [
-        PlaneScore(None if total else i, summary.values[i], baseline[i], std[i], ratio[i]) for i in range(n)
+        PlaneScore(None if total else i, summary.values[i], baseline[i], std[i], ratio[i], z[i])
+        for i in range(n)
     ]

@@ -39,7 +39,7 @@ def score(
     obj: Scorable,
     bits: int = 8,
     clip: float | None = 99.9,
-    baseline: str = "shuffle",
+    baseline: str = "expected",
     *,
     seed: int = 0,
     repeats: int = 1,
@@ -56,9 +56,12 @@ def score(
     ``.safetensors`` file, a Hugging Face model directory, a ``.bin``/``.pt`` file).
 
     Each eligible tensor (DESIGN.md) is quantised to ``bits`` bits over its min/max (``clip=None``) or
-    its ``clip`` percentile range and scored per bit-plane. ``baseline``: "shuffle" (the tensor's values
-    permuted; ``repeats`` runs seeded by ``seed``), "reinit" (modules only) or "none". ``binary`` adds
-    BDM(W > 0), ``compressors`` ("gzip", "lzma") the compressed sizes of the packed bit-planes.
+    its ``clip`` percentile range and scored per bit-plane. ``baseline``: "expected" (default: the mean
+    and std of each plane's QuBD over random arrangements of the tensor's values, in closed form,
+    no random numbers), "shuffle" (the tensor's values permuted; ``repeats`` runs seeded by
+    ``seed``), "reinit" (modules only) or "none". ``binary`` adds
+    BDM(W > 0), ``compressors`` ("gzip", "lzma") the compressed sizes of the packed bit-planes
+    (these have no closed form: against "expected" they carry no baseline; use "shuffle").
     ``include`` / ``exclude``: name patterns. Tensors with NaN/Inf raise ReportError unless
     ``nonfinite="skip"``. ``progress`` shows a progress bar on stderr.
     """
@@ -83,7 +86,7 @@ def score_source(source: TensorSource, options: ScoreOptions, progress: bool = F
     if options.baseline == REINIT and not source.is_module:
         raise ReportError(
             f"{source.description}: the 'reinit' baseline needs an nn.Module (a checkpoint has no "
-            "architecture to re-initialise); use 'shuffle'"
+            "architecture to re-initialise); use 'expected' or 'shuffle'"
         )
     device = options.torch_device()
     wanted = [e for e in source.entries if _eligible(e)]
@@ -180,14 +183,15 @@ def _score_tensors(
             ) from None
         result.skipped = f"non-finite values ({bad} NaN/Inf)"
         return
-    for (_, w, result), v in zip(members, values, strict=True):
-        result.values = v
-        result.note = result.note or tiny_span_note(w, v[BDM], options.clip)
+    for (_, w, result), measured in zip(members, values, strict=True):
+        result.values = measured.values
+        result.expected = measured.expected
+        result.note = result.note or tiny_span_note(w, measured.values[BDM], options.clip)
     # One baseline run of every member at a time: memory for one copy of the group.
     runs = zip(*(baseline_tensors(entry, w, options) for entry, w, _ in members), strict=True)
     for baselines in runs:
         for (_, _, result), v in zip(members, measure_many(list(baselines), options), strict=True):
-            result.baseline_runs.append(v)
+            result.baseline_runs.append(v.values)
 
 
 def _why_none(source: TensorSource, report: Report | None = None) -> str:

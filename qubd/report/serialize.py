@@ -10,16 +10,17 @@ from pathlib import Path
 
 import qubd
 from qubd.report.advice import rule
+from qubd.report.baselines import ExpectedBaseline
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, BINARY, measure_names
-from qubd.report.options import COMPRESSORS, ScoreOptions
+from qubd.report.options import COMPRESSORS, EXPECTED, ScoreOptions
 from qubd.report.safe_text import spreadsheet_text
 from qubd.report.scores import PlaneScore, Report, TensorScore, plane_scores
 from qubd.report.summary import Summary
 
 FORMAT = "qubd-report"
 FORMAT_VERSION = 1
-CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "skipped")
+CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "z", "skipped")
 ALL_TENSORS = "(all scored tensors)"
 
 
@@ -84,7 +85,9 @@ def plane_dict(p: PlaneScore, plane: bool = True, key: str = BDM) -> dict:
     """One plane's (or, with ``plane=False``, the total's) score, baseline, std and ratio, as JSON
     reports and training logs write it."""
     out = {"plane": p.plane} if plane else {}
-    out.update({key: p.bdm, "baseline": p.baseline, "baseline_std": p.baseline_std, "ratio": p.ratio})
+    out.update(
+        {key: p.bdm, "baseline": p.baseline, "baseline_std": p.baseline_std, "ratio": p.ratio, "z": p.z}
+    )
     return out
 
 
@@ -94,6 +97,7 @@ def _vector_dict(summary: Summary, runs: list[list[float]], key: str) -> dict:
         f"baseline_{key}": summary.baseline,
         f"baseline_{key}_std": summary.baseline_std,
         "ratios": summary.ratio,
+        "z": summary.z,
         "baseline_runs": runs,
     }
 
@@ -176,6 +180,10 @@ def _tensor_from_dict(t: dict, options: ScoreOptions) -> TensorScore:
         for run, values in zip(runs, t[compressor]["baseline_runs"], strict=True):
             run[compressor] = list(values)
     score.baseline_runs = runs
+    if options.baseline == EXPECTED:
+        score.expected[BDM] = ExpectedBaseline(list(t["baseline_planes"]), list(t["baseline_planes_std"]))
+        if options.binary:
+            score.expected[BINARY] = ExpectedBaseline([t[BINARY]["baseline"]], [t[BINARY]["baseline_std"]])
     return score
 
 
@@ -187,7 +195,7 @@ def report_to_csv(report: Report) -> str:
         shape = "x".join(str(s) for s in t.shape)
         name, dtype = spreadsheet_text(t.name), spreadsheet_text(t.dtype)
         if t.skipped is not None:
-            writer.writerow([name, shape, dtype, "", "", "", "", "", spreadsheet_text(t.skipped)])
+            writer.writerow([name, shape, dtype, "", "", "", "", "", "", spreadsheet_text(t.skipped)])
             continue
         for p in plane_scores(t.summary()) + plane_scores(t.total(), total=True):
             writer.writerow([name, shape, dtype, *_csv_values(p), ""])
@@ -198,4 +206,4 @@ def report_to_csv(report: Report) -> str:
 
 def _csv_values(p: PlaneScore) -> list:
     plane = "total" if p.plane is None else p.plane
-    return [plane] + ["" if v is None else v for v in (p.bdm, p.baseline, p.baseline_std, p.ratio)]
+    return [plane] + ["" if v is None else v for v in (p.bdm, p.baseline, p.baseline_std, p.ratio, p.z)]

@@ -14,8 +14,9 @@ from qubd.report.errors import ReportError
 class Summary:
     """A measure summed over tensors: ``values[i]`` per plane (or one value), against the baseline.
 
-    ``baseline``: the mean over runs of the runs' sums (None without a baseline); ``baseline_std``:
-    their sample standard deviation (None with fewer than two runs).
+    ``baseline``: the mean over runs of the runs' sums, or the sum of closed-form means (None without
+    a baseline); ``baseline_std``: the runs' sample standard deviation (None with fewer than two
+    runs), or the closed-form one (independent tensors: variances add).
     """
 
     values: list[float]
@@ -28,6 +29,17 @@ class Summary:
         if self.baseline is None:
             return None
         return [100.0 * v / b if b > 0 else None for v, b in zip(self.values, self.baseline, strict=True)]
+
+    @property
+    def z(self) -> list[float | None] | None:
+        """``(value - baseline) / baseline_std`` per entry: how many standard deviations the value lies
+        from a random arrangement (negative: simpler). None without a std; None where it is 0."""
+        if self.baseline is None or self.baseline_std is None:
+            return None
+        return [
+            (v - b) / s if s > 0 else None
+            for v, b, s in zip(self.values, self.baseline, self.baseline_std, strict=True)
+        ]
 
 
 def summarize(values: Sequence[Sequence[float]], runs: Sequence[Sequence[Sequence[float]]]) -> Summary:
@@ -50,4 +62,30 @@ def summarize_totals(values: Sequence[Sequence[float]], runs: Sequence[Sequence[
     return summarize(
         [[float(np.sum(v))] for v in values],
         [[[float(np.sum(run))] for run in tensor_runs] for tensor_runs in runs],
+    )
+
+
+def summarize_expected(
+    values: Sequence[Sequence[float]], means: Sequence[Sequence[float]], stds: Sequence[Sequence[float]]
+) -> Summary:
+    """Like ``summarize`` for closed-form baselines: tensor t's ``means[t]`` and ``stds[t]`` per entry.
+    Tensors are shuffled independently, so means and variances add over tensors."""
+    if len(values) == 0:
+        raise ReportError("nothing to sum: no scored tensors")
+    total = np.sum(np.asarray(values, dtype=np.float64), axis=0)
+    mean = np.sum(np.asarray(means, dtype=np.float64), axis=0)
+    std = np.sqrt(np.sum(np.square(np.asarray(stds, dtype=np.float64)), axis=0))
+    return Summary(total.tolist(), mean.tolist(), std.tolist())
+
+
+def summarize_expected_totals(
+    values: Sequence[Sequence[float]], means: Sequence[Sequence[float]], stds: Sequence[Sequence[float]]
+) -> Summary:
+    """Like ``summarize_expected`` for each vector's sum over its entries (a tensor's total over
+    planes). The planes' variances are added: their covariance under a shuffle is neglected
+    (docs/baselines.md gives the check against sampling)."""
+    return summarize_expected(
+        [[float(np.sum(v))] for v in values],
+        [[float(np.sum(m))] for m in means],
+        [[float(np.sqrt(np.sum(np.square(s))))] for s in stds],
     )

@@ -6,8 +6,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from qubd.report.advice import rule
+from qubd.report.advice import describe, rule
 from qubd.report.measure import BINARY
+from qubd.report.options import EXPECTED
 from qubd.report.progress import human
 from qubd.report.safe_text import printable
 from qubd.report.scores import PlaneScore, Report, plane_scores
@@ -36,6 +37,8 @@ def _title(report: Report) -> str:
     baseline = o.baseline
     if o.runs:
         baseline += f" (seed {o.seed}, {o.repeats} run{'s' if o.repeats > 1 else ''})"
+    elif o.baseline == EXPECTED:
+        baseline += " (closed form: mean ± std over random arrangements)"
     return f"[bold]QuBD of {_shown(report.source)}[/bold]: {o.bits} bits, range {span}, baseline {baseline}"
 
 
@@ -60,13 +63,15 @@ def plane_table(report: Report) -> Table:
     table = Table(show_footer=False)
     table.add_column("plane", justify="right")
     table.add_column("QuBD (bits)", justify="right")
-    if o.runs:
+    if o.has_baseline:
         table.add_column(f"{o.baseline} baseline", justify="right")
         table.add_column("ratio %", justify="right")
+        table.add_column("z", justify="right")
     compressed = {c: plane_scores(report.summary(c)) for c in o.compressors}
+    compressed_baseline = o.runs > 0  # the compressors have no closed-form baseline
     for c in o.compressors:
         table.add_column(f"{c} bytes", justify="right")
-        if o.runs:
+        if compressed_baseline:
             table.add_column(f"{c} ratio %", justify="right")
     rows = [
         (p, _plane_label(p.plane, o.bits), [cp[p.plane] for cp in compressed.values()]) for p in report.planes
@@ -77,31 +82,33 @@ def plane_table(report: Report) -> Table:
         ratio = _num(p.ratio, ".2f")
         if p.plane in below:
             ratio = f"[green]{ratio}[/green]"
-        cells = [label, _num(p.bdm)] + ([_with_std(p), ratio] if o.runs else [])
+        cells = [label, _num(p.bdm)] + ([_with_std(p), ratio, _num(p.z, "+.1f")] if o.has_baseline else [])
         for c in compressed_cells:
-            cells += [_num(c.bdm, ",.0f")] + ([_num(c.ratio, ".2f")] if o.runs else [])
+            cells += [_num(c.bdm, ",.0f")] + ([_num(c.ratio, ".2f")] if compressed_baseline else [])
         table.add_row(*cells, end_section=p.plane == o.bits - 1)
     return table
 
 
 def tensor_table(report: Report) -> Table:
-    """One row per scored tensor: total QuBD, ratios in total and of the most significant plane."""
+    """One row per scored tensor: total QuBD, ratio and z-score in total and of the most significant
+    plane, and the bits its structure spans."""
     margin = report.options.advice_margin
     table = Table()
     for name, justify in (("tensor", "left"), ("shape", "left"), ("QuBD", "right")):
         table.add_column(name, justify=justify)
-    if report.options.runs:
-        for name in ("ratio %", "MSB ratio %", "bits"):
+    if report.options.has_baseline:
+        for name in ("ratio %", "z", "MSB ratio %", "MSB z", "bits"):
             table.add_column(name, justify="right")
     notes = any(t.note for t in report.scored)
     if notes:
         table.add_column("note")
     for t in report.scored:
         cells = [_shown(t.name), "x".join(map(str, t.shape)), _num(sum(t.planes))]
-        if report.options.runs:
+        if report.options.has_baseline:
             advice = t.advice(margin)
-            msb = t.summary().ratio[-1]
-            cells += [_num(t.total().ratio[0], ".2f"), _num(msb, ".2f"), _num(advice.suggested_bits, "d")]
+            total, msb = plane_scores(t.total(), total=True)[0], plane_scores(t.summary())[-1]
+            cells += [_num(total.ratio, ".2f"), _num(total.z, "+.1f")]
+            cells += [_num(msb.ratio, ".2f"), _num(msb.z, "+.1f"), _num(advice.suggested_bits, "d")]
         if notes:
             cells.append(t.note or "")
         table.add_row(*cells)
@@ -143,13 +150,10 @@ def _summary_lines(report: Report) -> list[str]:
     if report.options.binary:
         b = plane_scores(report.summary(BINARY), total=True)[0]
         ratio = f", ratio {_num(b.ratio, '.2f')} %" if b.ratio is not None else ""
+        ratio += f", z {_num(b.z, '+.1f')}" if b.z is not None else ""
         lines.append(f"Binary baseline BDM(W > 0): {_num(b.bdm)} bits (baseline {_num(b.baseline)}{ratio}).")
     advice = report.advice
     if advice is not None:
-        if advice.suggested_bits is None:
-            lines.append("Suggested bit depth: none (no plane is clearly below the baseline).")
-        else:
-            planes = ", ".join(map(str, advice.planes_below))
-            lines.append(f"Suggested bit depth: {advice.suggested_bits} (planes below baseline: {planes}).")
+        lines.append(describe(advice, report.options.bits))
         lines.append(f"[dim]Rule: {rule(report.options.advice_margin)}.[/dim]")
     return lines

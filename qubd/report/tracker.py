@@ -41,7 +41,7 @@ class ComplexityTracker:
         every: int = 1,
         bits: int = 8,
         clip: float | None = 99.9,
-        baseline: str = "shuffle",
+        baseline: str = "expected",
         seed: int = 0,
         repeats: int = 1,
         include: str | Iterable[str] | None = None,
