@@ -76,6 +76,23 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--device", default="auto", choices=DEVICES, help="where to score (default auto)")
 
 
+def _add_tensor_options(parser: argparse.ArgumentParser) -> None:
+    pick = parser.add_argument_group("which tensors")
+    pick.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="only tensors whose name matches (glob, or a substring without wildcards); repeatable",
+    )
+    pick.add_argument("--exclude", action="append", metavar="PATTERN", help="leave out matching tensors")
+    pick.add_argument(
+        "--nonfinite",
+        default="error",
+        choices=NONFINITE_POLICIES,
+        help="a tensor with NaN/Inf values: stop with an error (default) or skip it",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qubd", description="Algorithmic complexity (QuBD) of neural-network weights.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -94,20 +111,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("paths", nargs="+", metavar="PATH")
     _add_score_options(score)
-    pick = score.add_argument_group("which tensors")
-    pick.add_argument(
-        "--include",
-        action="append",
-        metavar="PATTERN",
-        help="only tensors whose name matches (glob, or a substring without wildcards); repeatable",
+    score.add_argument(
+        "--reference",
+        metavar="REF",
+        help="baseline: each tensor's namesake in checkpoint REF (e.g. step 0), scored alike",
     )
-    pick.add_argument("--exclude", action="append", metavar="PATTERN", help="leave out matching tensors")
-    pick.add_argument(
-        "--nonfinite",
-        default="error",
-        choices=NONFINITE_POLICIES,
-        help="a tensor with NaN/Inf values: stop with an error (default) or skip it",
-    )
+    _add_tensor_options(score)
     out = score.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="write the full report as JSON")
     out.add_argument("--csv", metavar="PATH", help="write QuBD per tensor and plane as CSV")
@@ -149,6 +158,7 @@ def _run_score(args: argparse.Namespace) -> None:
     from qubd.checkpoints import open_source
     from qubd.report import ScoreOptions, score_source
     from qubd.report.plots import plot_format, plot_report
+    from qubd.report.reference import open_reference, resolve_baseline
     from qubd.report.table import print_report
     from qubd.report.writers import check_writable, staged
 
@@ -159,7 +169,7 @@ def _run_score(args: argparse.Namespace) -> None:
     options = ScoreOptions(
         bits=args.bits,
         clip=args.clip,
-        baseline=args.baseline,
+        baseline=resolve_baseline(args.baseline, args.reference),
         seed=args.seed,
         repeats=args.repeats,
         binary=args.binary,
@@ -169,8 +179,12 @@ def _run_score(args: argparse.Namespace) -> None:
         advice_margin=args.advice_margin,
     )
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
-    with open_source(paths, args.include, args.exclude) as source:
-        report = score_source(source, options, progress=not args.no_progress and sys.stderr.isatty())
+    with (
+        open_source(paths, args.include, args.exclude) as source,
+        open_reference(args.reference, args.include, args.exclude) as reference,
+    ):
+        progress = not args.no_progress and sys.stderr.isatty()
+        report = score_source(source, options, progress=progress, reference=reference)
     with staged() as stage:
         if args.json:
             report.to_json(stage.path(args.json))

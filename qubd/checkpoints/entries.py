@@ -17,6 +17,8 @@ class TensorEntry:
     lives. ``skipped`` is set when the tensor is known not to be scored without reading it (e.g. tied
     to a tensor listed earlier, or not a module weight). ``reinitialize(seed)`` exists for tensors of
     an ``nn.Module``: a fresh random initialisation of the same module (the ``reinit`` baseline).
+    ``reference()`` reads the tensor of the same name in a reference checkpoint (the ``reference``
+    baseline), when the entry was paired with one (``qubd.report.reference``).
     """
 
     name: str
@@ -25,6 +27,7 @@ class TensorEntry:
     load: Callable[[], torch.Tensor]
     skipped: str | None = None
     reinitialize: Callable[[int], torch.Tensor] | None = None
+    reference: Callable[[], torch.Tensor] | None = None
 
     @property
     def numel(self) -> int:

@@ -12,7 +12,8 @@ from qubd.report.errors import ReportError
 SHUFFLE = "shuffle"
 REINIT = "reinit"
 NONE = "none"
-BASELINES = (SHUFFLE, NONE, REINIT)
+REFERENCE = "reference"
+BASELINES = (SHUFFLE, NONE, REINIT, REFERENCE)
 BASELINE_ALIASES = {"random-reinit": REINIT}
 COMPRESSORS = ("gzip", "lzma")
 NONFINITE_POLICIES = ("error", "skip")
@@ -26,7 +27,8 @@ class ScoreOptions:
     """``bits`` planes of codes over [lo, hi] from min/max (``clip=None``) or the ``clip`` percentile.
 
     ``baseline``: "shuffle" (each tensor's values randomly permuted, ``repeats`` times, seeded by
-    ``seed``), "reinit" (a module's random re-initialisation) or "none". ``binary`` adds
+    ``seed``), "reinit" (a module's random re-initialisation), "reference" (the tensor of the same
+    name in a reference checkpoint, ``qubd.report.reference``) or "none". ``binary`` adds
     BDM(W > 0); ``compressors`` adds gzip/lzma sizes of the packed bit-planes. ``nonfinite``:
     "error" (default) or "skip" for tensors holding NaN/Inf.
     """

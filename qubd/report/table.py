@@ -26,7 +26,9 @@ def _title(report: Report) -> str:
     o = report.options
     span = "min/max" if o.clip is None else f"{o.clip:g}th percentile"
     baseline = o.baseline
-    if o.runs:
+    if report.reference is not None:
+        baseline += f" {escape(report.reference)}"
+    elif o.runs:
         baseline += f" (seed {o.seed}, {o.repeats} run{'s' if o.repeats > 1 else ''})"
     return f"[bold]QuBD of {escape(report.source)}[/bold]: {o.bits} bits, range {span}, baseline {baseline}"
 
