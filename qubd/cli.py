@@ -1,4 +1,5 @@
-"""The ``qubd`` command: ``qubd demo``, ``qubd score PATH ...``, ``qubd plot REPORT.json -o PNG``.
+"""The ``qubd`` command: ``qubd demo``, ``qubd score PATH ...``, ``qubd series PATH ... --json LOG``,
+``qubd plot REPORT.json -o PNG``.
 
 Every failure is one line ``qubd: error: ...`` on stderr and a non-zero exit status, without a
 traceback (set ``QUBD_TRACEBACK=1`` to see one).
@@ -76,6 +77,13 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--device", default="auto", choices=DEVICES, help="where to score (default auto)")
 
 
+def _steps(text: str) -> list[int]:
+    try:
+        return [int(step) for step in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+
+
 def _add_tensor_options(parser: argparse.ArgumentParser) -> None:
     pick = parser.add_argument_group("which tensors")
     pick.add_argument(
@@ -125,6 +133,32 @@ def _build_parser() -> argparse.ArgumentParser:
     out.add_argument("--quiet", action="store_true", help="print no table")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     score.set_defaults(run=_run_score)
+
+    series = commands.add_parser(
+        "series",
+        help="score the checkpoints of a training run into a training log (qubd plot draws it)",
+        description="Per-plane QuBD of each checkpoint of a training run, written to the training-log "
+        "format of ComplexityTracker. PATH: a checkpoint, or a folder of checkpoint-N (Hugging Face "
+        "Trainer) or stepN folders; the step is the number a name ends in, or --steps. An existing LOG "
+        "is resumed: the checkpoints it holds are not scored again.",
+    )
+    series.add_argument("paths", nargs="+", metavar="PATH")
+    series.add_argument("--json", required=True, metavar="LOG", help="the training log to write or resume")
+    series.add_argument(
+        "--steps",
+        type=_steps,
+        help="the checkpoints' steps, comma-separated, in the order found (default: from the names)",
+    )
+    series.add_argument(
+        "--reference",
+        metavar="first|REF",
+        help="baseline: each tensor's namesake in the first checkpoint ('first') or in checkpoint REF",
+    )
+    _add_score_options(series)
+    _add_tensor_options(series)
+    series.add_argument("--quiet", action="store_true", help="print no table")
+    series.add_argument("--no-progress", action="store_true", help="no progress bar")
+    series.set_defaults(run=_run_series)
 
     plot = commands.add_parser("plot", help="plot a JSON report or training log")
     plot.add_argument("report", metavar="REPORT.json")
@@ -194,6 +228,39 @@ def _run_score(args: argparse.Namespace) -> None:
             plot_report(report, stage.path(args.plot), image_format)
     if not args.quiet:
         print_report(report, _console(), per_tensor=args.tensors)
+
+
+def _run_series(args: argparse.Namespace) -> None:
+    from qubd.report.series import score_series
+    from qubd.report.table import series_table
+
+    if args.binary or args.compress:
+        _fail("--binary and --compress are not part of a training log; use qubd score", EXIT_USAGE)
+    result = score_series(
+        args.paths,
+        args.json,
+        steps=args.steps,
+        reference=args.reference,
+        include=args.include,
+        exclude=args.exclude,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        bits=args.bits,
+        clip=args.clip,
+        baseline=args.baseline,
+        seed=args.seed,
+        repeats=args.repeats,
+        nonfinite=args.nonfinite,
+        device=args.device,
+        advice_margin=args.advice_margin,
+    )
+    if not args.quiet:
+        console = _console()
+        console.print(series_table(result.log))
+        console.print(
+            f"Scored {len(result.scored)} checkpoint(s); {len(result.resumed)} already in {args.json} were "
+            f"not scored again. Plot it: qubd plot {args.json} -o {args.json}.png",
+            highlight=False,
+        )
 
 
 def _run_plot(args: argparse.Namespace) -> None:

@@ -127,3 +127,17 @@ def _summary_lines(report: Report) -> list[str]:
             lines.append(f"Suggested bit depth: {advice.suggested_bits} (planes below baseline: {planes}).")
         lines.append(f"[dim]Rule: {rule(report.options.advice_margin)}.[/dim]")
     return lines
+
+
+def series_table(log: dict) -> Table:
+    """One row per entry of a training log: step, checkpoint, total QuBD and ratios."""
+    has_baseline = log["baseline"] != "none"
+    table = Table(title=f"QuBD per checkpoint ({log['bits']} bits, baseline {escape(log['baseline'])})")
+    for name in ("step", "checkpoint", "QuBD") + (("ratio %", "MSB ratio %") if has_baseline else ()):
+        table.add_column(name, justify="left" if name == "checkpoint" else "right")
+    for entry in log["entries"]:
+        cells = [str(entry["step"]), escape(str(entry.get("checkpoint", "-"))), _num(entry["total"]["bdm"])]
+        if has_baseline:
+            cells += [_num(entry["total"]["ratio"], ".2f"), _num(entry["planes"][-1]["ratio"], ".2f")]
+        table.add_row(*cells)
+    return table
