@@ -88,7 +88,7 @@ def test_interrupted_series_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(
         series_module, "score_source", lambda s, *a, **k: scored.append(s.description) or original(s, *a, **k)
     )
-    result = score_series([tmp_path / "run"], log, bits=4, baseline="none")
+    result = score_series([tmp_path / "run"], log, bits=4, baseline="none", progress=True)
     assert scored == [str(checkpoints[2])]
     assert [c.step for c in result.resumed] == [0, 10] and [c.step for c in result.scored] == [20]
     again = json.loads(log.read_text())
