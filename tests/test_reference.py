@@ -97,6 +97,10 @@ def test_unpaired_tensors_are_listed_with_the_reason(tmp_path):
     print_report(report, console)
     text = console.export_text()
     assert "baseline reference state dict" in text and "1 only in the reference" in text
+    assert (
+        "Not paired with the reference: other.weight (shape differs from the reference (16x8 here, " in text
+    )
+    assert "theirs.weight (only in the reference)." in text
 
 
 def test_nothing_in_common_is_an_error():

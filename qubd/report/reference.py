@@ -22,11 +22,13 @@ from qubd.checkpoints.eligibility import FLOAT_DTYPES
 from qubd.checkpoints.source import NOT_INDEXED
 from qubd.report.errors import ReportError
 from qubd.report.options import REFERENCE, ScoreOptions
+from qubd.report.scores import TensorScore
 
 NOT_IN_REFERENCE = "not in the reference"
 SHAPE_DIFFERS = "shape differs from the reference"
 NOT_FLOATING_IN_REFERENCE = "not floating point in the reference"
 ONLY_IN_REFERENCE = "only in the reference"
+UNPAIRED_REASONS = (NOT_IN_REFERENCE, SHAPE_DIFFERS, NOT_FLOATING_IN_REFERENCE, ONLY_IN_REFERENCE)
 
 
 def resolve_baseline(baseline: str, reference: object | None) -> str:
@@ -112,6 +114,11 @@ def reference_tensor(entry: TensorEntry, device: torch.device) -> torch.Tensor:
             "leave it out with --exclude"
         )
     return w
+
+
+def unpaired(tensors: Iterable[TensorScore]) -> list[TensorScore]:
+    """The tensors of a report skipped for want of a reference partner, or only in the reference."""
+    return [t for t in tensors if t.skipped is not None and t.skipped.startswith(UNPAIRED_REASONS)]
 
 
 def _mismatch(entry: TensorEntry, partner: TensorEntry | None) -> str | None:

@@ -9,7 +9,10 @@ from rich.table import Table
 from qubd.report.advice import rule
 from qubd.report.measure import BINARY
 from qubd.report.progress import human
+from qubd.report.reference import unpaired
 from qubd.report.scores import PlaneScore, Report, plane_scores
+
+UNPAIRED_SHOWN = 5
 
 
 def print_report(report: Report, console: Console | None = None, per_tensor: bool = False) -> None:
@@ -18,7 +21,7 @@ def print_report(report: Report, console: Console | None = None, per_tensor: boo
     if per_tensor:
         console.print(tensor_table(report))
     console.print(plane_table(report))
-    for line in _summary_lines(report):
+    for line in _summary_lines(report) + _unpaired_lines(report):
         console.print(line, highlight=False)
 
 
@@ -95,6 +98,16 @@ def tensor_table(report: Report) -> Table:
             cells += [_num(t.total().ratio[0], ".2f"), _num(msb, ".2f"), _num(advice.suggested_bits, "d")]
         table.add_row(*cells)
     return table
+
+
+def _unpaired_lines(report: Report, shown: int = UNPAIRED_SHOWN) -> list[str]:
+    """The tensors not paired with the reference, by name with the reason (the first ``shown``)."""
+    tensors = unpaired(report.tensors)
+    if not tensors:
+        return []
+    names = ", ".join(f"{escape(t.name)} ({escape(t.skipped)})" for t in tensors[:shown])
+    more = f" and {len(tensors) - shown} more (the JSON report lists all)" if len(tensors) > shown else ""
+    return [f"Not paired with the reference: {names}{more}."]
 
 
 def _summary_lines(report: Report) -> list[str]:
