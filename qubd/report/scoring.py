@@ -26,6 +26,7 @@ from qubd.report.measure import BDM, measure_many
 from qubd.report.options import REINIT, ScoreOptions
 from qubd.report.progress import ProgressHook, weights_progress
 from qubd.report.range_notes import FLOAT64_GRID, tiny_span_note, widened
+from qubd.report.reference import open_reference, pair_with_reference, resolve_baseline
 from qubd.report.scores import Report, TensorScore
 
 # Tensors are scored in groups of up to this many weights or tensors (see _Group).
@@ -41,6 +42,7 @@ def score(
     clip: float | None = 99.9,
     baseline: str = "expected",
     *,
+    reference: Scorable | None = None,
     seed: int = 0,
     repeats: int = 1,
     include: str | Iterable[str] | None = None,
@@ -59,7 +61,9 @@ def score(
     its ``clip`` percentile range and scored per bit-plane. ``baseline``: "expected" (default: the mean
     and std of each plane's QuBD over random arrangements of the tensor's values, in closed form,
     no random numbers), "shuffle" (the tensor's values permuted; ``repeats`` runs seeded by
-    ``seed``), "reinit" (modules only) or "none". ``binary`` adds
+    ``seed``), "reinit" (modules only) or "none". ``reference`` (anything ``score`` takes) makes the
+    baseline each tensor's namesake there, scored alike (baseline "reference"; see
+    ``qubd.report.reference``). ``binary`` adds
     BDM(W > 0), ``compressors`` ("gzip", "lzma") the compressed sizes of the packed bit-planes
     (these have no closed form: against "expected" they carry no baseline; use "shuffle").
     ``include`` / ``exclude``: name patterns. Tensors with NaN/Inf raise ReportError unless
@@ -68,7 +72,7 @@ def score(
     options = ScoreOptions(
         bits=bits,
         clip=clip,
-        baseline=baseline,
+        baseline=resolve_baseline(baseline, reference),
         seed=seed,
         repeats=repeats,
         binary=binary,
@@ -77,17 +81,21 @@ def score(
         device=device,
         advice_margin=advice_margin,
     )
-    with open_source(obj, include, exclude) as source:
-        return score_source(source, options, progress=progress)
+    with open_source(obj, include, exclude) as source, open_reference(reference, include, exclude) as ref:
+        return score_source(source, options, progress=progress, reference=ref)
 
 
-def score_source(source: TensorSource, options: ScoreOptions, progress: bool = False) -> Report:
-    """Score every tensor of an open source (see ``score``)."""
+def score_source(
+    source: TensorSource, options: ScoreOptions, progress: bool = False, reference: TensorSource | None = None
+) -> Report:
+    """Score every tensor of an open source (see ``score``); ``reference`` is the open reference
+    source of baseline "reference"."""
     if options.baseline == REINIT and not source.is_module:
         raise ReportError(
             f"{source.description}: the 'reinit' baseline needs an nn.Module (a checkpoint has no "
             "architecture to re-initialise); use 'expected' or 'shuffle'"
         )
+    source = pair_with_reference(source, reference, options, _eligible)
     device = options.torch_device()
     wanted = [e for e in source.entries if _eligible(e)]
     if not wanted:
@@ -114,6 +122,7 @@ def score_source(source: TensorSource, options: ScoreOptions, progress: bool = F
         device=str(device),
         excluded=source.excluded,
         seconds=time.perf_counter() - started,
+        reference=None if reference is None else reference.description,
     )
     if not report.scored:
         raise ReportError(f"{source.description}: no tensor could be scored ({_why_none(source, report)})")

@@ -39,6 +39,7 @@ def report_to_dict(report: Report) -> dict:
         "bits": options.bits,
         "clip": options.clip,
         "baseline": options.baseline,
+        "reference": report.reference,
         "seed": options.seed,
         "repeats": options.repeats,
         "measures": list(measure_names(options)),
@@ -159,6 +160,7 @@ def report_from_dict(data: dict) -> Report:
             device=data["device"],
             excluded=data["counts"]["excluded"],
             seconds=data.get("seconds"),
+            reference=data.get("reference"),
         )
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise ReportError(f"malformed qubd report ({type(err).__name__}: {err})") from None

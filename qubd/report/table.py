@@ -10,10 +10,12 @@ from qubd.report.advice import describe, rule
 from qubd.report.measure import BINARY
 from qubd.report.options import EXPECTED
 from qubd.report.progress import human
+from qubd.report.reference import unpaired
 from qubd.report.safe_text import printable
 from qubd.report.scores import PlaneScore, Report, plane_scores
 
 NOTED_NAMES_SHOWN = 5
+UNPAIRED_SHOWN = 5
 
 
 def _shown(text: str) -> str:
@@ -27,7 +29,7 @@ def print_report(report: Report, console: Console | None = None, per_tensor: boo
     if per_tensor:
         console.print(tensor_table(report))
     console.print(plane_table(report))
-    for line in _summary_lines(report):
+    for line in _summary_lines(report) + _unpaired_lines(report):
         console.print(line, highlight=False)
 
 
@@ -35,7 +37,9 @@ def _title(report: Report) -> str:
     o = report.options
     span = "min/max" if o.clip is None else f"{o.clip:g}th percentile"
     baseline = o.baseline
-    if o.runs:
+    if report.reference is not None:
+        baseline += f" {escape(report.reference)}"
+    elif o.runs:
         baseline += f" (seed {o.seed}, {o.repeats} run{'s' if o.repeats > 1 else ''})"
     elif o.baseline == EXPECTED:
         baseline += " (closed form: mean ± std over random arrangements)"
@@ -129,6 +133,16 @@ def _note_lines(report: Report) -> list[str]:
     return lines
 
 
+def _unpaired_lines(report: Report, shown: int = UNPAIRED_SHOWN) -> list[str]:
+    """The tensors not paired with the reference, by name with the reason (the first ``shown``)."""
+    tensors = unpaired(report.tensors)
+    if not tensors:
+        return []
+    names = ", ".join(f"{_shown(t.name)} ({_shown(t.skipped)})" for t in tensors[:shown])
+    more = f" and {len(tensors) - shown} more (the JSON report lists all)" if len(tensors) > shown else ""
+    return [f"Not paired with the reference: {names}{more}."]
+
+
 def _summary_lines(report: Report) -> list[str]:
     lines = []
     rate = (
@@ -157,3 +171,17 @@ def _summary_lines(report: Report) -> list[str]:
         lines.append(describe(advice, report.options.bits))
         lines.append(f"[dim]Rule: {rule(report.options.advice_margin)}.[/dim]")
     return lines
+
+
+def series_table(log: dict) -> Table:
+    """One row per entry of a training log: step, checkpoint, total QuBD and ratios."""
+    has_baseline = log["baseline"] != "none"
+    table = Table(title=f"QuBD per checkpoint ({log['bits']} bits, baseline {escape(log['baseline'])})")
+    for name in ("step", "checkpoint", "QuBD") + (("ratio %", "MSB ratio %") if has_baseline else ()):
+        table.add_column(name, justify="left" if name == "checkpoint" else "right")
+    for entry in log["entries"]:
+        cells = [str(entry["step"]), escape(str(entry.get("checkpoint", "-"))), _num(entry["total"]["bdm"])]
+        if has_baseline:
+            cells += [_num(entry["total"]["ratio"], ".2f"), _num(entry["planes"][-1]["ratio"], ".2f")]
+        table.add_row(*cells)
+    return table

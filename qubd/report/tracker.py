@@ -70,26 +70,16 @@ class ComplexityTracker:
         """Score the model now and append the result, labelled ``step``."""
         with open_source(self.model, self.include, self.exclude) as source:
             report = score_source(source, self.options)
-        self.entries.append(_entry(report, step))
+        self.entries.append(log_entry(report, step))
         if self.path is not None:
             self.save(self.path)
         return report
 
     def to_dict(self) -> dict:
-        o = self.options
-        return {
-            "format": TRACKER_FORMAT,
-            "model": type(self.model).__name__,
-            "bits": o.bits,
-            "clip": o.clip,
-            "baseline": o.baseline,
-            "seed": o.seed,
-            "repeats": o.repeats,
-            "entries": self.entries,
-        }
+        return log_header(type(self.model).__name__, self.options) | {"entries": self.entries}
 
     def save(self, path: str | Path) -> None:
-        write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+        write_log(path, self.to_dict())
 
     def plot(self, path: str | Path) -> None:
         from qubd.report.plots import plot_history
@@ -97,7 +87,27 @@ class ComplexityTracker:
         plot_history(self.to_dict(), path)
 
 
-def _entry(report: Report, step: int) -> dict:
+def write_log(path: str | Path, log: dict) -> None:
+    """Write a training log, atomically."""
+    write_text(path, json.dumps(log, indent=1, allow_nan=False) + "\n")
+
+
+def log_header(model: str, options: ScoreOptions) -> dict:
+    """The fields of a training log before its entries (``qubd series`` writes the same format)."""
+    o = options
+    return {
+        "format": TRACKER_FORMAT,
+        "model": model,
+        "bits": o.bits,
+        "clip": o.clip,
+        "baseline": o.baseline,
+        "seed": o.seed,
+        "repeats": o.repeats,
+    }
+
+
+def log_entry(report: Report, step: int) -> dict:
+    """One entry of a training log: ``report``'s per-plane and total scores at ``step``."""
     advice = report.advice
     return {
         "step": step,
