@@ -311,8 +311,9 @@ def _run_series(args: argparse.Namespace) -> None:
 
 def _score_outputs(args: argparse.Namespace) -> tuple[dict, str | None]:
     """The checked outputs of ``qubd score`` by option name, and the plot's image format: each
-    writable, none the same file as another or as one of the checkpoint's (or reference's) files, at most one on
-    stdout. Runs before any tensor is read (a folder's shard index is read to know its shards)."""
+    writable, none the same file as another or as one of the files of the checkpoint or the reference,
+    at most one on stdout. Runs before any tensor is read (a folder's shard index is read to know
+    its shards)."""
     from qubd.checkpoints import input_files
     from qubd.report.plots import plot_format
     from qubd.report.writers import check_outputs
