@@ -145,6 +145,26 @@ class Report:
 
         plot_report(self, path)
 
+    def to_pandas(self, by: str = "tensor"):
+        """A pandas DataFrame (needs the ``pandas`` extra): ``by="tensor"``, one row per tensor and plane
+        (skipped tensors with their reason); ``by="plane"``, QuBD per plane summed over the model."""
+        from qubd.report.frames import plane_frame, tensor_frame
+
+        frames = {"tensor": tensor_frame, "plane": plane_frame}
+        if by not in frames:
+            raise ValueError(f"by must be 'tensor' or 'plane', got {by!r}")
+        return frames[by](self)
+
+    def __repr__(self) -> str:
+        from qubd.report.display import report_repr
+
+        return report_repr(self)
+
+    def _repr_html_(self) -> str:
+        from qubd.report.display import report_html
+
+        return report_html(self)
+
     @classmethod
     def from_dict(cls, data: dict) -> Report:
         from qubd.report.serialize import report_from_dict
