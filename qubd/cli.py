@@ -121,7 +121,37 @@ def _build_parser() -> argparse.ArgumentParser:
     plot.add_argument("report", metavar="REPORT.json")
     plot.add_argument("-o", "--output", required=True, metavar="PNG", help="image to write")
     plot.set_defaults(run=_run_plot)
+    _add_doctor_command(commands)
+    _add_version_option(parser)
     return parser
+
+
+def _add_version_option(parser: argparse.ArgumentParser) -> None:
+    from qubd import __version__
+
+    parser.add_argument("--version", action="version", version=f"qubd {__version__}")
+
+
+def _add_doctor_command(commands) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="versions, backends, and a self-test of every backend against the reference",
+        description="Versions (qubd, torch, Triton, CUDA, native extension), the backends each device "
+        "can use and the one it uses, a parity self-test of every backend against the torch reference "
+        "on random tensors, and a throughput figure per backend. Exits 1 when a backend disagrees.",
+    )
+    doctor.add_argument(
+        "--seconds", type=float, default=1.0, help="time each backend's throughput for this long (default 1)"
+    )
+    doctor.set_defaults(run=_run_doctor)
+
+
+def _run_doctor(args: argparse.Namespace) -> None:
+    from qubd.doctor import run_doctor
+
+    status = run_doctor(lambda line: print(line, flush=True), seconds=args.seconds)
+    if status:
+        raise SystemExit(status)
 
 
 class _BrokenPipe(Exception):
