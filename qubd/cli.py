@@ -115,6 +115,7 @@ def _build_parser() -> argparse.ArgumentParser:
     out.add_argument("--tensors", action="store_true", help="also print a table of the tensors")
     out.add_argument("--quiet", action="store_true", help="print no table")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_options(score)
     score.set_defaults(run=_run_score)
 
     plot = commands.add_parser("plot", help="plot a JSON report or training log")
@@ -124,6 +125,38 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_doctor_command(commands)
     _add_version_option(parser)
     return parser
+
+
+def _add_model_options(score: argparse.ArgumentParser) -> None:
+    score.add_argument(
+        "--revision",
+        metavar="REV",
+        help="for a model name (org/name) read from the local Hugging Face cache: branch, tag or commit",
+    )
+    score.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the tensors that would be scored and skipped (and why), without computing",
+    )
+
+
+def _checkpoint_paths(args: argparse.Namespace):
+    """PATH arguments as ``open_source`` takes them; with ``--revision``, model names resolved in the
+    Hugging Face cache at that revision (without it, ``open_source`` resolves names itself)."""
+    paths = args.paths
+    if args.revision is not None:
+        from qubd.checkpoints.hub import resolve_checkpoint
+
+        paths = [resolve_checkpoint(p, args.revision) for p in paths]
+    return paths[0] if len(paths) == 1 else paths
+
+
+def _run_dry_run(args: argparse.Namespace) -> None:
+    from qubd.report.describe import describe
+
+    description = describe(_checkpoint_paths(args), args.include, args.exclude)
+    print("\n".join(description.lines()))
+    print("(nothing computed; tensors with NaN/Inf values are found only when scoring)")
 
 
 def _add_version_option(parser: argparse.ArgumentParser) -> None:
@@ -182,6 +215,8 @@ def _run_score(args: argparse.Namespace) -> None:
     from qubd.report.table import print_report
     from qubd.report.writers import check_writable, staged
 
+    if args.dry_run:
+        return _run_dry_run(args)
     outputs = [p for p in (args.json, args.csv, args.plot) if p]
     for path in outputs:
         check_writable(path)
@@ -198,8 +233,7 @@ def _run_score(args: argparse.Namespace) -> None:
         device=args.device,
         advice_margin=args.advice_margin,
     )
-    paths = args.paths[0] if len(args.paths) == 1 else args.paths
-    with open_source(paths, args.include, args.exclude) as source:
+    with open_source(_checkpoint_paths(args), args.include, args.exclude) as source:
         report = score_source(source, options, progress=not args.no_progress and sys.stderr.isatty())
     with staged() as stage:
         if args.json:

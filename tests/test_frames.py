@@ -76,7 +76,7 @@ def test_bad_frame_kind():
 def test_missing_pandas_is_a_clear_error(monkeypatch):
     report = score(_state_dict(), bits=4)
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(ImportError, match=r"needs pandas.*pip install 'qubd\[pandas\]'"):
+    with pytest.raises(ImportError, match=r"to_pandas needs pandas.*pip install 'qubd\[pandas\]'"):
         report.to_pandas()
 
 

@@ -11,6 +11,8 @@ from qubd.report.scores import PlaneScore, Report, plane_scores
 if TYPE_CHECKING:
     import pandas as pd
 
+    from qubd.report.describe import Description
+
 TENSOR_COLUMNS = (
     "name",
     "shape",
@@ -31,7 +33,7 @@ def _pandas():
         import pandas
     except ImportError:
         raise ImportError(
-            "Report.to_pandas needs pandas, which is not installed: pip install 'qubd[pandas]'"
+            "to_pandas needs pandas, which is not installed: pip install 'qubd[pandas]'"
         ) from None
     return pandas
 
@@ -79,3 +81,10 @@ def _floats(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     for column in columns:
         frame[column] = [math.nan if v is None else float(v) for v in frame[column]]
     return frame
+
+
+def description_frame(description: Description) -> pd.DataFrame:
+    """``qubd.describe``'s tensors: name, shape, dtype, numel, scored, skipped."""
+    pandas = _pandas()
+    rows = [[t.name, t.shape, t.dtype, t.numel, t.skipped is None, t.skipped] for t in description.tensors]
+    return pandas.DataFrame(rows, columns=["name", "shape", "dtype", "numel", "scored", "skipped"])
