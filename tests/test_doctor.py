@@ -15,20 +15,11 @@ import torch
 import qubd
 from qubd import doctor
 from qubd.backends import native, registry
-from qubd.cli import main
+from tests.test_cli import run
 
 REPO = Path(__file__).resolve().parents[1]
 # Two small cases (8-bit uint8 and 12-bit int32 codes) keep the tests quick.
 FEW_CASES = (((20, 36), torch.float32, 8, 99.9), ((16, 17), torch.float16, 12, None))
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from safetensors.torch import save, save_file
 import qubd
 from qubd import ops
 from qubd.checkpoints import CheckpointError
-from qubd.cli import main
+from tests.test_cli import run
 
 pytest.importorskip("huggingface_hub", reason="huggingface_hub comes with the test extra (transformers)")
 
@@ -67,15 +68,6 @@ def no_network(monkeypatch):
     assert attempts == [], f"tried to connect to {attempts}"
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 def test_a_name_is_scored_from_main_in_the_cache(hub_cache, no_network):
     report = qubd.score(REPO_ID, bits=4, baseline="none")
     assert report.source == REPO_ID
@@ -125,3 +117,9 @@ def test_a_missing_file_is_not_taken_for_a_name(hub_cache):
 def test_revision_needs_a_name(hub_cache, capsys):
     status, _, err = run(capsys, "score", "./model.safetensors", "--revision", OLD)
     assert status == 1 and "a revision applies to a Hugging Face model name" in err
+
+
+def test_without_huggingface_hub_a_name_says_which_extra(hub_cache, monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(CheckpointError, match=r"needs huggingface_hub: pip install 'qubd\[hf\]'"):
+        qubd.describe(REPO_ID)

@@ -8,6 +8,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from qubd.integrations.schedule import ScheduledTracker
+from qubd.report.tracker import ComplexityTracker
 
 
 class QubdTrainerCallback(TrainerCallback):
@@ -32,7 +33,8 @@ class QubdTrainerCallback(TrainerCallback):
         self.schedule = ScheduledTracker(every, path, tensorboard, wandb, options)
 
     @property
-    def tracker(self):
+    def tracker(self) -> ComplexityTracker | None:
+        """The tracker (its ``entries``, ``plot``); None before training starts."""
         return self.schedule.tracker
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):

@@ -9,6 +9,7 @@ from lightning.pytorch import Callback
 
 from qubd.integrations.schedule import ScheduledTracker
 from qubd.integrations.sinks import report_scalars
+from qubd.report.tracker import ComplexityTracker
 
 
 class QubdLightningCallback(Callback):
@@ -36,7 +37,8 @@ class QubdLightningCallback(Callback):
         self.use_trainer_loggers = use_trainer_loggers
 
     @property
-    def tracker(self):
+    def tracker(self) -> ComplexityTracker | None:
+        """The tracker (its ``entries``, ``plot``); None before training starts."""
         return self.schedule.tracker
 
     def on_train_start(self, trainer, pl_module) -> None:

@@ -7,8 +7,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qubd.checkpoints import Scorable, open_source, reason_kind, skip_reason
+
+if TYPE_CHECKING:
+    import pandas
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class Description:
     def __repr__(self) -> str:
         return f"<qubd.Description {self.summary()}>"
 
-    def to_pandas(self):
+    def to_pandas(self) -> pandas.DataFrame:
         """One row per tensor: name, shape, dtype, numel, scored, skipped (needs the ``pandas`` extra)."""
         from qubd.report.frames import description_frame
 

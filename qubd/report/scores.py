@@ -6,12 +6,16 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qubd.checkpoints import reason_kind
 from qubd.report.advice import BitDepthAdvice, advise
 from qubd.report.measure import BDM
 from qubd.report.options import ScoreOptions
 from qubd.report.summary import Summary, summarize, summarize_totals
+
+if TYPE_CHECKING:
+    import pandas
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ class Report:
 
         plot_report(self, path)
 
-    def to_pandas(self, by: str = "tensor"):
+    def to_pandas(self, by: str = "tensor") -> pandas.DataFrame:
         """A pandas DataFrame (needs the ``pandas`` extra): ``by="tensor"``, one row per tensor and plane
         (skipped tensors with their reason); ``by="plane"``, QuBD per plane summed over the model."""
         from qubd.report.frames import plane_frame, tensor_frame
