@@ -180,6 +180,7 @@ def _build_parser() -> argparse.ArgumentParser:
     out.add_argument("--tensors", action="store_true", help="also print a table of the tensors")
     out.add_argument("--quiet", action="store_true", help="print no table")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_options(score)
     score.set_defaults(run=_run_score)
 
     series = commands.add_parser(
@@ -212,7 +213,69 @@ def _build_parser() -> argparse.ArgumentParser:
     plot.add_argument("report", metavar="REPORT.json")
     plot.add_argument("-o", "--output", required=True, metavar="PNG", help="image to write")
     plot.set_defaults(run=_run_plot)
+    _add_doctor_command(commands)
+    _add_version_option(parser)
     return parser
+
+
+def _add_model_options(score: argparse.ArgumentParser) -> None:
+    score.add_argument(
+        "--revision",
+        metavar="REV",
+        help="for a model name (org/name) read from the local Hugging Face cache: branch, tag or commit",
+    )
+    score.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the tensors that would be scored and skipped (and why), without computing",
+    )
+
+
+def _checkpoint_paths(args: argparse.Namespace):
+    """PATH arguments as ``open_source`` takes them; with ``--revision``, model names resolved in the
+    Hugging Face cache at that revision (without it, ``open_source`` resolves names itself)."""
+    paths = args.paths
+    if args.revision is not None:
+        from qubd.checkpoints.hub import resolve_checkpoint
+
+        paths = [resolve_checkpoint(p, args.revision) for p in paths]
+    return paths[0] if len(paths) == 1 else paths
+
+
+def _run_dry_run(args: argparse.Namespace) -> None:
+    from qubd.report.describe import describe
+
+    description = describe(_checkpoint_paths(args), args.include, args.exclude)
+    print("\n".join(description.lines()))
+    print("(nothing computed; tensors with NaN/Inf values are found only when scoring)")
+
+
+def _add_version_option(parser: argparse.ArgumentParser) -> None:
+    from qubd import __version__
+
+    parser.add_argument("--version", action="version", version=f"qubd {__version__}")
+
+
+def _add_doctor_command(commands) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="versions, backends, and a self-test of every backend against the reference",
+        description="Versions (qubd, torch, Triton, CUDA, native extension), the backends each device "
+        "can use and the one it uses, a parity self-test of every backend against the torch reference "
+        "on random tensors, and a throughput figure per backend. Exits 1 when a backend disagrees.",
+    )
+    doctor.add_argument(
+        "--seconds", type=float, default=1.0, help="time each backend's throughput for this long (default 1)"
+    )
+    doctor.set_defaults(run=_run_doctor)
+
+
+def _run_doctor(args: argparse.Namespace) -> None:
+    from qubd.doctor import run_doctor
+
+    status = run_doctor(lambda line: print(line, flush=True), seconds=args.seconds)
+    if status:
+        raise SystemExit(status)
 
 
 class _BrokenPipe(Exception):
@@ -245,6 +308,8 @@ def _run_score(args: argparse.Namespace) -> None:
     from qubd.report.table import print_report
     from qubd.report.writers import staged
 
+    if args.dry_run:
+        return _run_dry_run(args)
     outputs, image_format = _score_outputs(args)
     options = ScoreOptions(
         bits=args.bits,
@@ -258,9 +323,8 @@ def _run_score(args: argparse.Namespace) -> None:
         device=args.device,
         advice_margin=args.advice_margin,
     )
-    paths = args.paths[0] if len(args.paths) == 1 else args.paths
     with (
-        open_source(paths, args.include, args.exclude) as source,
+        open_source(_checkpoint_paths(args), args.include, args.exclude) as source,
         open_reference(args.reference, args.include, args.exclude) as reference,
     ):
         progress = not args.no_progress and sys.stderr.isatty()
@@ -315,11 +379,13 @@ def _score_outputs(args: argparse.Namespace) -> tuple[dict, str | None]:
     at most one on stdout. Runs before any tensor is read (a folder's shard index is read to know
     its shards)."""
     from qubd.checkpoints import input_files
+    from qubd.checkpoints.hub import resolve_checkpoint
     from qubd.report.plots import plot_format
     from qubd.report.writers import check_outputs
 
     given = {name: getattr(args, name) for name in ("json", "csv", "plot") if getattr(args, name) is not None}
-    checkpoints = args.paths + ([args.reference] if args.reference else [])
+    checkpoints = [resolve_checkpoint(p, args.revision) for p in args.paths]
+    checkpoints += [args.reference] if args.reference else []
     inputs = [f for path in checkpoints for f in input_files(path)]
     outputs = dict(zip(given, check_outputs(given.values(), inputs), strict=True))
     image_format = plot_format(outputs["plot"].given) if "plot" in outputs else None

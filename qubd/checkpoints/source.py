@@ -13,6 +13,7 @@ from torch import nn
 from qubd.checkpoints.entries import TensorEntry
 from qubd.checkpoints.errors import CheckpointError
 from qubd.checkpoints.filters import NameFilter
+from qubd.checkpoints.hub import resolve_checkpoint
 from qubd.checkpoints.mapping_source import mapping_entries
 from qubd.checkpoints.module_source import module_entries
 from qubd.checkpoints.paths import SAFETENSORS, CheckpointFile, checkpoint_files
@@ -71,13 +72,14 @@ def _entries(obj: Scorable, files: ExitStack) -> tuple[str, list[TensorEntry], b
     if isinstance(obj, Mapping):
         return "state dict", mapping_entries(obj), False
     if isinstance(obj, (str, os.PathLike)):
-        paths = [Path(obj)]
+        specs = [obj]
     elif isinstance(obj, Sequence) and obj and all(isinstance(p, (str, os.PathLike)) for p in obj):
-        paths = [Path(p) for p in obj]
+        specs = list(obj)
     else:
         raise TypeError(
             f"cannot score a {type(obj).__name__}: pass an nn.Module, a state dict, or checkpoint path(s)"
         )
+    paths = [resolve_checkpoint(spec) for spec in specs]  # a model name: its snapshot in the HF cache
     reader = SafetensorsReader()
     files.callback(reader.close)
     entries = []
@@ -85,7 +87,7 @@ def _entries(obj: Scorable, files: ExitStack) -> tuple[str, list[TensorEntry], b
         for file in checkpoint_files(path):
             entries.extend(_file_entries(file, reader))
     _check_unique(entries, paths)
-    return ", ".join(str(p) for p in paths), entries, False
+    return ", ".join(str(spec) for spec in specs), entries, False
 
 
 def _file_entries(file: CheckpointFile, reader: SafetensorsReader) -> list[TensorEntry]:

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qubd.checkpoints import reason_kind
 from qubd.report.advice import BitDepthAdvice, advise
@@ -19,6 +20,9 @@ from qubd.report.summary import (
     summarize_expected_totals,
     summarize_totals,
 )
+
+if TYPE_CHECKING:
+    import pandas
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,26 @@ class Report:
         from qubd.report.plots import plot_report
 
         plot_report(self, path)
+
+    def to_pandas(self, by: str = "tensor") -> pandas.DataFrame:
+        """A pandas DataFrame (needs the ``pandas`` extra): ``by="tensor"``, one row per tensor and plane
+        (skipped tensors with their reason); ``by="plane"``, QuBD per plane summed over the model."""
+        from qubd.report.frames import plane_frame, tensor_frame
+
+        frames = {"tensor": tensor_frame, "plane": plane_frame}
+        if by not in frames:
+            raise ValueError(f"by must be 'tensor' or 'plane', got {by!r}")
+        return frames[by](self)
+
+    def __repr__(self) -> str:
+        from qubd.report.display import report_repr
+
+        return report_repr(self)
+
+    def _repr_html_(self) -> str:
+        from qubd.report.display import report_html
+
+        return report_html(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Report:

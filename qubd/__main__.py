@@ -1,0 +1,7 @@
+"""``python -m qubd``: the ``qubd`` command; with no arguments, ``qubd doctor``."""
+
+import sys
+
+from qubd.cli import main
+
+raise SystemExit(main(sys.argv[1:] or ["doctor"]))

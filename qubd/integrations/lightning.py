@@ -1,0 +1,60 @@
+"""``QubdLightningCallback``: per-plane QuBD of a LightningModule during ``lightning.Trainer.fit``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lightning.pytorch import Callback
+
+from qubd.integrations.schedule import ScheduledTracker
+from qubd.integrations.sinks import report_scalars
+from qubd.report.tracker import ComplexityTracker
+
+
+class QubdLightningCallback(Callback):
+    """Scores the module at step 0 and every ``every`` optimizer steps (``trainer.global_step``), on
+    global rank 0 only; keeps the reports in ``.tracker`` (a ``ComplexityTracker``), writes its JSON log
+    to ``path``, and logs the per-plane ratios through the trainer's loggers (TensorBoardLogger,
+    WandbLogger, ...: ``use_trainer_loggers``) and to ``tensorboard`` / ``wandb`` as
+    ``QubdTrainerCallback`` does.
+
+    ``options`` are ``ComplexityTracker``'s: ``bits``, ``clip``, ``baseline``, ``seed``, ``repeats``,
+    ``include``, ``exclude``, ``device``.
+    """
+
+    def __init__(
+        self,
+        every: int = 100,
+        path: str | os.PathLike | None = None,
+        *,
+        use_trainer_loggers: bool = True,
+        tensorboard: str | os.PathLike | Any | None = None,
+        wandb: bool | None = False,
+        **options: Any,
+    ):
+        self.schedule = ScheduledTracker(every, path, tensorboard, wandb, options)
+        self.use_trainer_loggers = use_trainer_loggers
+
+    @property
+    def tracker(self) -> ComplexityTracker | None:
+        """The tracker (its ``entries``, ``plot``); None before training starts."""
+        return self.schedule.tracker
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self.schedule.start(pl_module)
+            self._score(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.is_global_zero:
+            self._score(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.schedule.close()
+
+    def _score(self, trainer) -> None:
+        report = self.schedule.at_step(trainer.global_step)
+        if report is not None and self.use_trainer_loggers:
+            for logger in trainer.loggers:
+                logger.log_metrics(report_scalars(report), step=trainer.global_step)

@@ -1,0 +1,53 @@
+"""What both training callbacks do: score the model with ``ComplexityTracker`` every N steps (and at
+step 0, before training) and log the scalars; each step once, however often the framework calls."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from torch import nn
+
+from qubd.integrations.sinks import ScalarSinks, report_scalars
+from qubd.report.scores import Report
+from qubd.report.tracker import ComplexityTracker
+
+
+class ScheduledTracker:
+    """``every``: score every N optimizer steps; ``path``: the tracker's JSON log (``qubd plot`` reads
+    it); ``tensorboard``: a log folder or a ``SummaryWriter``; ``wandb``: log to the active W&B run
+    (None: when there is one); ``options``: those of ``ComplexityTracker`` (bits, clip, baseline, ...)."""
+
+    def __init__(
+        self,
+        every: int,
+        path: str | os.PathLike | None,
+        tensorboard: str | os.PathLike | Any | None,
+        wandb: bool | None,
+        options: dict[str, Any],
+    ):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        self.every = every
+        self.path = path
+        self.options = options
+        self.sinks = ScalarSinks(tensorboard, wandb)
+        self.tracker: ComplexityTracker | None = None
+        self._last_step: int | None = None
+
+    def start(self, model: nn.Module) -> None:
+        self.tracker = ComplexityTracker(model, self.path, every=self.every, **self.options)
+
+    def at_step(self, step: int) -> Report | None:
+        """Score if ``step`` is due and not scored yet; the report, or None."""
+        if self.tracker is None:
+            raise RuntimeError("the qubd callback was not started (no on-train-begin call reached it)")
+        if step == self._last_step or step % self.every:
+            return None
+        self._last_step = step
+        report = self.tracker.log(step)
+        self.sinks.log(report_scalars(report), step)
+        return report
+
+    def close(self) -> None:
+        self.sinks.close()
