@@ -152,10 +152,11 @@ def _run_score(args: argparse.Namespace) -> None:
     from qubd.report.table import print_report
     from qubd.report.writers import check_writable, staged
 
-    outputs = [p for p in (args.json, args.csv, args.plot) if p]
+    writes = _writes_outputs()
+    outputs = [p for p in (args.json, args.csv, args.plot) if p and writes]
     for path in outputs:
         check_writable(path)
-    image_format = plot_format(args.plot) if args.plot else None
+    image_format = plot_format(args.plot) if args.plot and writes else None
     options = ScoreOptions(
         bits=args.bits,
         clip=args.clip,
@@ -169,8 +170,15 @@ def _run_score(args: argparse.Namespace) -> None:
         advice_margin=args.advice_margin,
     )
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
-    with open_source(paths, args.include, args.exclude) as source:
-        report = score_source(source, options, progress=not args.no_progress and sys.stderr.isatty())
+    if _launched_by_torchrun():
+        from qubd.distributed.launch import score_checkpoint
+
+        report = score_checkpoint(paths, options, args.include, args.exclude)
+    else:
+        with open_source(paths, args.include, args.exclude) as source:
+            report = score_source(source, options, progress=not args.no_progress and sys.stderr.isatty())
+    if not writes:
+        return
     with staged() as stage:
         if args.json:
             report.to_json(stage.path(args.json))
@@ -180,6 +188,19 @@ def _run_score(args: argparse.Namespace) -> None:
             plot_report(report, stage.path(args.plot), image_format)
     if not args.quiet:
         print_report(report, _console(), per_tensor=args.tensors)
+
+
+def _launched_by_torchrun() -> bool:
+    from qubd.distributed.launch import launched_by_torchrun
+
+    return launched_by_torchrun()
+
+
+def _writes_outputs() -> bool:
+    """Under torchrun only rank 0 writes the outputs and prints the table."""
+    from qubd.distributed.launch import writes_outputs
+
+    return writes_outputs()
 
 
 def _run_plot(args: argparse.Namespace) -> None:

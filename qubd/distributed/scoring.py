@@ -44,7 +44,11 @@ def score_model(
     include: str | Iterable[str] | None,
     exclude: str | Iterable[str] | None,
 ) -> Report:
-    """The Report of a DDP / FSDP2 / tensor-parallel model; every rank of the default group calls it."""
+    """The Report of a DDP / FSDP2 / tensor-parallel model; every rank of the default group calls it.
+    A DDP model is scored as its ``module``: the names, and so the baselines' seeds, of the model
+    scored in one process."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
     with open_source(model, include, exclude) as source:
         return score_distributed(source, options)
 
