@@ -1,12 +1,15 @@
 """The range of a tensor sharded over ranks, equal to one process's: min/max by all-reduce, and
 exact order statistics by a distributed radix select.
 
-Radix select: each value becomes an integer key with the same order (float32 -> 32 bits, float64 ->
-64 bits); the key of the wanted rank is found 8 bits at a time, from the top: every rank counts the
-next digit of its candidate keys (those matching the digits found so far), the 256 counts are summed
-over ranks, and the digit whose cumulative count passes the wanted rank is the key's next digit.
-One all-reduce of ``len(ranks) x 256`` int64 per digit: 4 (float32) or 8 (float64) in all, whatever
-the tensor's size; the values themselves never leave their rank.
+Radix select: each value becomes an integer key with the same order (float32 -> int32, float64 ->
+int64); the key at a wanted rank is found a digit at a time, from the top: every rank counts the next
+digit of its candidate keys (those whose digits so far match), the counts are summed over ranks, and
+the digit whose cumulative count passes the wanted rank is the key's next digit. Wanted ranks whose
+digits so far agree share their candidates and counts. The first digit is 12 bits for float32 (sign,
+exponent and 3 mantissa bits, 16 for float64), so the candidates shrink to a sliver of the values
+after one pass over them. One all-reduce of int64 counts per digit: 3 (float32) or 4 (float64) in
+all, of at most ``len(ranks) x 2**digit_bits`` counts, whatever the tensor's size; the values
+themselves never leave their rank.
 """
 
 from __future__ import annotations
@@ -17,35 +20,37 @@ import torch.distributed as dist
 from qubd.distributed.collectives import comm_device
 from qubd.range import clip_range, compute_dtype
 
-DIGIT_BITS = 8
-DIGITS = 1 << DIGIT_BITS
-KEY_BITS = {torch.float32: 32, torch.float64: 64}
+DIGIT_BITS = {torch.float32: (12, 10, 10), torch.float64: (16, 16, 16, 16)}
 INT_OF = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
-def _magnitude_mask(key_bits: int) -> int:
-    return (1 << (key_bits - 1)) - 1
+def _key_bits(dtype: torch.dtype) -> int:
+    return sum(DIGIT_BITS[dtype])
+
+
+def _magnitude_mask(dtype: torch.dtype) -> int:
+    return (1 << (_key_bits(dtype) - 1)) - 1
 
 
 def order_keys(values: torch.Tensor) -> torch.Tensor:
-    """int64 keys of finite float32/float64 values, ordered as the values. -0.0 is keyed as +0.0 (the
-    two are equal; either one gives the same quantisation)."""
-    dtype = values.dtype
-    raw = (values.reshape(-1) + 0.0).view(INT_OF[dtype]).to(torch.int64)  # sign-extended
-    return torch.where(raw < 0, raw ^ _magnitude_mask(KEY_BITS[dtype]), raw)
+    """Integer keys (int32 for float32, int64 for float64) of finite values, ordered as the values.
+    -0.0 is keyed as +0.0 (the two are equal; either one gives the same quantisation)."""
+    raw = (values.reshape(-1) + 0.0).view(INT_OF[values.dtype])
+    return torch.where(raw < 0, raw ^ _magnitude_mask(values.dtype), raw)
 
 
 def key_value(key: int, dtype: torch.dtype) -> torch.Tensor:
     """The value of ``order_keys`` key ``key``, a 0-d tensor of ``dtype``."""
-    raw = key ^ _magnitude_mask(KEY_BITS[dtype]) if key < 0 else key
+    raw = key ^ _magnitude_mask(dtype) if key < 0 else key
     return torch.tensor(raw, dtype=INT_OF[dtype]).view(dtype)
 
 
-def _digit(keys: torch.Tensor, level: int, key_bits: int) -> torch.Tensor:
-    shift = key_bits - DIGIT_BITS * (level + 1)
-    if level == 0:  # the top digit is signed: shift it into 0..255
-        return (keys >> shift) + DIGITS // 2
-    return (keys >> shift) & (DIGITS - 1)
+def _digits(keys: torch.Tensor, dtype: torch.dtype, level: int) -> torch.Tensor:
+    widths = DIGIT_BITS[dtype]
+    shift = sum(widths[level + 1 :])
+    if level == 0:  # the top digit is signed: shift it into 0 .. 2**width - 1
+        return (keys >> shift) + (1 << (widths[0] - 1))
+    return (keys >> shift) & ((1 << widths[level]) - 1)
 
 
 def order_statistics(
@@ -55,27 +60,32 @@ def order_statistics(
     them; each rank passes the same ``ranks``), in the compute dtype, as one process's
     ``torch.ops.qubd.order_statistics`` of the whole tensor. The values must be finite."""
     dtype = compute_dtype(local.dtype)
-    key_bits = KEY_BITS[dtype]
-    keys = order_keys(local.to(dtype))
-    candidates = [keys] * len(ranks)
-    remaining = list(ranks)
-    found = [0] * len(ranks)
+    if not ranks:
+        return torch.empty(0, dtype=dtype)
     device = comm_device(group)
-    for level in range(key_bits // DIGIT_BITS):
-        counts = torch.stack(
-            [torch.bincount(_digit(c, level, key_bits), minlength=DIGITS) for c in candidates]
-        ).to(device)
+    candidates = {0: order_keys(local.to(dtype))}  # by the digits found so far
+    found = [0] * len(ranks)
+    remaining = list(ranks)
+    for level, width in enumerate(DIGIT_BITS[dtype]):
+        prefixes = sorted(set(found))
+        digits = {p: _digits(candidates[p], dtype, level) for p in prefixes}
+        counts = torch.stack([torch.bincount(digits[p], minlength=1 << width) for p in prefixes])
+        counts = counts.to(device)
         dist.all_reduce(counts, group=group)
         cumulative = counts.cumsum(dim=1).cpu()
-        for i in range(len(ranks)):
-            digit = int(torch.searchsorted(cumulative[i], remaining[i], right=True).item())
-            if digit >= DIGITS:
-                raise ValueError(f"rank {ranks[i]} is past the {int(cumulative[i, -1])} values")
-            remaining[i] -= int(cumulative[i, digit - 1]) if digit else 0
-            found[i] = found[i] * DIGITS + digit
-            candidates[i] = candidates[i][_digit(candidates[i], level, key_bits) == digit]
-    signed = [f - (1 << (key_bits - 1)) for f in found]  # undo the top digit's shift
-    return torch.stack([key_value(k, dtype) for k in signed]) if ranks else torch.empty(0, dtype=dtype)
+        narrowed = {}
+        for i, prefix in enumerate(found):
+            row = cumulative[prefixes.index(prefix)]
+            digit = int(torch.searchsorted(row, remaining[i], right=True).item())
+            if digit >= 1 << width:
+                raise ValueError(f"rank {ranks[i]} is past the {int(row[-1])} values")
+            remaining[i] -= int(row[digit - 1]) if digit else 0
+            found[i] = (prefix << width) | digit
+            if found[i] not in narrowed:
+                narrowed[found[i]] = candidates[prefix][digits[prefix] == digit]
+        candidates = narrowed
+    offset = 1 << (_key_bits(dtype) - 1)  # undo the top digit's shift
+    return torch.stack([key_value(f - offset, dtype) for f in found])
 
 
 def global_range(
