@@ -81,7 +81,7 @@ def check_halo(rank: int, world: int, tmp: str) -> dict:
 
     torch.manual_seed(2)
     codes = torch.randint(0, 256, (23, 30), dtype=torch.uint8)
-    results = {}
+    results, received = {}, 0
     for dim in (0, 1):
         length = codes.shape[dim]
         for name, sizes in (("even", None), ("uneven", uneven_sizes(length, world))):
@@ -89,7 +89,10 @@ def check_halo(rank: int, world: int, tmp: str) -> dict:
                 sizes = [len(c) for c in torch.arange(length).tensor_split(world)]
             starts = [sum(sizes[:r]) for r in range(world)]
             local = codes.narrow(dim, starts[rank], sizes[rank])
-            blocks = owned_blocks(local, ShardLayout(dim, length, tuple(starts), tuple(sizes)))
+            layout = ShardLayout(dim, length, tuple(starts), tuple(sizes))
+            blocks = owned_blocks(local, layout)
+            own_start, own_end = layout.owned(rank)
+            received = max(received, own_end - max(own_start, starts[rank] + sizes[rank]))
             hist = (
                 plane_histograms(blocks, 8)
                 if min(blocks.shape) >= 4
@@ -97,7 +100,7 @@ def check_halo(rank: int, world: int, tmp: str) -> dict:
             )
             dist.all_reduce(hist)
             results[f"{dim}-{name}"] = hist
-    return results
+    return {"histograms": results, "most_rows_received": received}
 
 
 def _fsdp_model() -> nn.Module:
@@ -110,10 +113,15 @@ def _fsdp_model() -> nn.Module:
     return model
 
 
+def fsdp_configs(world: int) -> list:
+    """Every (clip, bits) with 2 processes; two of them with 3 (the test stays short)."""
+    return CONFIGS if world == 2 else CONFIGS[1:3]
+
+
 def check_fsdp(rank: int, world: int, tmp: str) -> dict:
     model = _fsdp_model()
     results = {}
-    for clip, bits in CONFIGS if world == 2 else CONFIGS[1:3]:
+    for clip, bits in fsdp_configs(world):
         report = qubd.score(model, bits=bits, clip=clip, baseline="none")
         results[f"{clip}-{bits}"] = {t.name: t.planes for t in report.tensors}
     tracker = qubd.ComplexityTracker(model, os.path.join(tmp, "log.json"), baseline="none", clip=99.9)
@@ -143,29 +151,32 @@ def check_ddp(rank: int, world: int, tmp: str) -> dict:
     return {"report": data}
 
 
-def check_cli_fault(rank: int, world: int, tmp: str) -> dict:
-    """``qubd score`` in every rank (as torchrun starts it) on a checkpoint one of whose tensors is bad."""
+def _cli(rank: int, world: int, *argv: str) -> dict:
+    """``qubd score`` in every rank, with the environment torchrun gives it."""
     import contextlib
     import io
 
     from qubd.cli import main
 
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world))
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         try:
-            status = main(
-                [
-                    "score",
-                    os.path.join(tmp, "bad.safetensors"),
-                    "--json",
-                    os.path.join(tmp, "out.json"),
-                    "--quiet",
-                ]
-            )
+            status = main(["score", *argv, "--quiet"])
         except SystemExit as exit_:
             status = exit_.code
     return {"status": status, "stderr": stderr.getvalue()}
+
+
+def check_cli(rank: int, world: int, tmp: str) -> dict:
+    return _cli(
+        rank, world, os.path.join(tmp, "model.safetensors"), "--json", os.path.join(tmp, "multi.json")
+    )
+
+
+def check_cli_fault(rank: int, world: int, tmp: str) -> dict:
+    """A checkpoint one of whose tensors (scored by one rank) holds a NaN."""
+    return _cli(rank, world, os.path.join(tmp, "bad.safetensors"), "--json", os.path.join(tmp, "out.json"))
 
 
 def _error(run) -> str | None:
@@ -197,6 +208,7 @@ CHECKS = {
     "shard1": check_shard1,
     "ddp": check_ddp,
     "faults": check_faults,
+    "cli": check_cli,
     "cli_fault": check_cli_fault,
 }
 
