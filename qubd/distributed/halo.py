@@ -95,4 +95,4 @@ def owned_blocks(
     mine_end = min(own_end, layout.held(rank)[1])
     parts = [local.narrow(layout.dim, own_start - start, max(0, mine_end - own_start))]
     parts += [piece for _, piece in sorted(received, key=lambda item: item[0])]
-    return torch.cat(parts, dim=layout.dim)
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=layout.dim)
