@@ -70,7 +70,7 @@ class ComplexityTracker:
         """Score the model now and append the result, labelled ``step``."""
         report = self._score()
         self.entries.append(_entry(report, step))
-        if self.path is not None and _writes_files():
+        if self.path is not None and _writes_files(self.model):
             self.save(self.path)
         return report
 
@@ -104,11 +104,12 @@ class ComplexityTracker:
         plot_history(self.to_dict(), path)
 
 
-def _writes_files() -> bool:
-    """Only rank 0 of a process group writes the log (every rank keeps the entries)."""
+def _writes_files(model: nn.Module) -> bool:
+    """A model scored by every rank (DDP, FSDP2, ...) has its log written by rank 0 only (every rank
+    keeps the entries)."""
     import torch.distributed as dist
 
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return not scored_by_every_rank(model) or dist.get_rank() == 0
 
 
 def _entry(report: Report, step: int) -> dict:
