@@ -1,4 +1,5 @@
-"""``python -m qubd``: the ``qubd`` command; with no arguments, ``qubd doctor``."""
+"""``python -m qubd``: the ``qubd`` command (also under ``torchrun ... -m qubd score ...``); with no
+arguments, ``qubd doctor``."""
 
 import sys
 

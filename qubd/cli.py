@@ -310,7 +310,8 @@ def _run_score(args: argparse.Namespace) -> None:
 
     if args.dry_run:
         return _run_dry_run(args)
-    outputs, image_format = _score_outputs(args)
+    writes = _writes_outputs()
+    outputs, image_format = _score_outputs(args) if writes else ({}, None)
     options = ScoreOptions(
         bits=args.bits,
         clip=args.clip,
@@ -323,12 +324,22 @@ def _run_score(args: argparse.Namespace) -> None:
         device=args.device,
         advice_margin=args.advice_margin,
     )
-    with (
-        open_source(_checkpoint_paths(args), args.include, args.exclude) as source,
-        open_reference(args.reference, args.include, args.exclude) as reference,
-    ):
-        progress = not args.no_progress and sys.stderr.isatty()
-        report = score_source(source, options, progress=progress, reference=reference)
+    paths = _checkpoint_paths(args)
+    if _launched_by_torchrun():
+        from qubd.distributed.launch import score_checkpoint
+
+        if args.reference:
+            _fail("--reference is not supported under torchrun yet; score with one process", EXIT_USAGE)
+        report = score_checkpoint(paths, options, args.include, args.exclude)
+    else:
+        with (
+            open_source(paths, args.include, args.exclude) as source,
+            open_reference(args.reference, args.include, args.exclude) as reference,
+        ):
+            progress = not args.no_progress and sys.stderr.isatty()
+            report = score_source(source, options, progress=progress, reference=reference)
+    if not writes:
+        return
     with staged() as stage:
         if "json" in outputs:
             stage.write_text(outputs["json"], report.to_json())
@@ -338,6 +349,19 @@ def _run_score(args: argparse.Namespace) -> None:
             plot_report(report, outputs["plot"], image_format, stage)
     if not args.quiet and not any(out.is_stdout for out in outputs.values()):
         print_report(report, _console(), per_tensor=args.tensors)
+
+
+def _launched_by_torchrun() -> bool:
+    from qubd.distributed.launch import launched_by_torchrun
+
+    return launched_by_torchrun()
+
+
+def _writes_outputs() -> bool:
+    """Under torchrun only rank 0 writes the outputs and prints the table."""
+    from qubd.distributed.launch import writes_outputs
+
+    return writes_outputs()
 
 
 def _run_series(args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ any size (``torch.quantile`` itself refuses more than 2**24 elements).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -47,22 +47,28 @@ def _quantile_rank(n: int, q: float, dtype: torch.dtype) -> tuple[int, int, torc
     return below, above, (rank - below).to(dtype).reshape(1)
 
 
-def _quantiles(w: torch.Tensor, qs: tuple[float, ...]) -> list[torch.Tensor]:
-    dtype = compute_dtype(w.dtype)
-    ranks = [_quantile_rank(w.numel(), q, dtype) for q in qs]
+def clip_range(
+    n: int, clip: float, dtype: torch.dtype, select: Callable[[list[int]], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, hi)``: the ``clip`` quantiles of ``n`` values of compute dtype ``dtype``, given
+    ``select(ranks)``, their sorted values at those 0-based ranks (one process's
+    ``order_statistics``, or the distributed one of ``qubd.distributed``)."""
+    q = (1 - clip / 100) / 2
+    ranks = [_quantile_rank(n, p, dtype) for p in (q, 1 - q)]
     wanted = sorted({r for below, above, _ in ranks for r in (below, above)})
-    values = torch.ops.qubd.order_statistics(w, wanted).to("cpu", dtype)
+    values = select(wanted).to("cpu", dtype)
     at = {r: values[i].reshape(1) for i, r in enumerate(wanted)}
-    return [torch.lerp(at[below], at[above], weight)[0] for below, above, weight in ranks]
+    lo, hi = (torch.lerp(at[below], at[above], weight)[0] for below, above, weight in ranks)
+    return lo, hi
 
 
 def value_range(w: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lo, hi)`` as 0-d CPU tensors of the compute dtype. Raises ValueError on NaN/Inf weights."""
     if clip is None:
         return value_ranges([w], None, names=["weights"])[0]
-    q = (1 - clip / 100) / 2
-    lo, hi = _quantiles(w, (q, 1 - q))
-    return lo, hi
+    return clip_range(
+        w.numel(), clip, compute_dtype(w.dtype), lambda ranks: torch.ops.qubd.order_statistics(w, ranks)
+    )
 
 
 def value_ranges(

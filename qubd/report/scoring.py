@@ -81,8 +81,23 @@ def score(
         device=device,
         advice_margin=advice_margin,
     )
+    if scored_by_every_rank(obj):
+        from qubd.distributed.scoring import score_model
+
+        if reference is not None:
+            raise ReportError("a reference baseline is not supported on a model scored by every rank")
+        return score_model(obj, options, include, exclude)
     with open_source(obj, include, exclude) as source, open_reference(reference, include, exclude) as ref:
         return score_source(source, options, progress=progress, reference=ref)
+
+
+def scored_by_every_rank(obj: Scorable) -> bool:
+    """A DDP / FSDP2 / tensor-parallel model: every rank calls ``score`` and scores its part."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return False
+    from qubd.distributed.scoring import is_distributed_model
+
+    return is_distributed_model(obj)
 
 
 def score_source(
@@ -101,20 +116,7 @@ def score_source(
     if not wanted:
         raise ReportError(f"{source.description}: no eligible tensors ({_why_none(source)})")
     started = time.perf_counter()
-    tensors = []
-    group = _Group(options)
-    with weights_progress(sum(e.numel for e in wanted), progress) as advance, torch.no_grad():
-        for entry, w in stream_tensors(source.entries, _eligible, device):
-            result = TensorScore(entry.name, entry.shape, entry.dtype)
-            tensors.append(result)
-            if w is None:
-                result.skipped = _metadata_skip(entry)
-                continue
-            group.add(entry, as_scorable(w), result)
-            del w
-            if group.full():
-                group.score(advance)
-        group.score(advance)
+    tensors = score_entries(source.entries, options, progress)
     report = Report(
         source=source.description,
         options=options,
@@ -127,6 +129,29 @@ def score_source(
     if not report.scored:
         raise ReportError(f"{source.description}: no tensor could be scored ({_why_none(source, report)})")
     return report
+
+
+def score_entries(
+    entries: list[TensorEntry], options: ScoreOptions, progress: bool = False
+) -> list[TensorScore]:
+    """A TensorScore for every entry, in order: scored, or skipped with the reason."""
+    device = options.torch_device()
+    tensors = []
+    group = _Group(options)
+    total = sum(e.numel for e in entries if _eligible(e))
+    with weights_progress(total, progress) as advance, torch.no_grad():
+        for entry, w in stream_tensors(entries, _eligible, device):
+            result = TensorScore(entry.name, entry.shape, entry.dtype)
+            tensors.append(result)
+            if w is None:
+                result.skipped = _metadata_skip(entry)
+                continue
+            group.add(entry, as_scorable(w), result)
+            del w
+            if group.full():
+                group.score(advance)
+        group.score(advance)
+    return tensors
 
 
 def _metadata_skip(entry: TensorEntry) -> str | None:

@@ -12,7 +12,7 @@ from torch import nn
 from qubd.checkpoints import open_source
 from qubd.report.options import ScoreOptions
 from qubd.report.scores import Report
-from qubd.report.scoring import score_source
+from qubd.report.scoring import score_source, scored_by_every_rank
 from qubd.report.serialize import plane_dict
 from qubd.report.writers import check_writable, write_text
 
@@ -68,12 +68,19 @@ class ComplexityTracker:
 
     def log(self, step: int) -> Report:
         """Score the model now and append the result, labelled ``step``."""
-        with open_source(self.model, self.include, self.exclude) as source:
-            report = score_source(source, self.options)
+        report = self._score()
         self.entries.append(log_entry(report, step))
-        if self.path is not None:
+        if self.path is not None and _writes_files(self.model):
             self.save(self.path)
         return report
+
+    def _score(self) -> Report:
+        if scored_by_every_rank(self.model):
+            from qubd.distributed.scoring import score_model
+
+            return score_model(self.model, self.options, self.include, self.exclude)
+        with open_source(self.model, self.include, self.exclude) as source:
+            return score_source(source, self.options)
 
     def to_dict(self) -> dict:
         return log_header(type(self.model).__name__, self.options) | {"entries": self.entries}
@@ -85,6 +92,14 @@ class ComplexityTracker:
         from qubd.report.plots import plot_history
 
         plot_history(self.to_dict(), path)
+
+
+def _writes_files(model: nn.Module) -> bool:
+    """A model scored by every rank (DDP, FSDP2, ...) has its log written by rank 0 only (every rank
+    keeps the entries)."""
+    import torch.distributed as dist
+
+    return not scored_by_every_rank(model) or dist.get_rank() == 0
 
 
 def write_log(path: str | Path, log: dict) -> None:

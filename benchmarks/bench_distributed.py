@@ -1,0 +1,253 @@
+"""Multi-process scoring on torch.distributed (gloo on CPU here; NCCL when run on GPUs).
+
+    python benchmarks/bench_distributed.py scaling DIR [--nproc 2]   # qubd score: 1 vs N processes
+    python benchmarks/bench_distributed.py tracking [--nproc 2]      # one FSDP2 tracking step: 1 vs N
+    python benchmarks/bench_distributed.py bytes [--world 8]         # bytes each rank sends per step
+
+``scaling`` times ``qubd score DIR --baseline none`` in one process and under ``torchrun
+--nproc_per_node N`` (each rank a share of the tensors), and checks the two JSON reports are equal.
+``tracking`` times ``qubd.score`` of a Llama-shaped model (reduced width) wrapped by FSDP2 on 1 and
+N gloo processes. ``bytes`` counts what each rank sends per measured step of a Llama-7B-shaped
+FSDP2 model, from the messages ``qubd.distributed`` sends (sizes below). Ratios, not seconds, are
+the result: both sides run in the same invocation on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from make_sharded_checkpoint import PRESETS, Shape, tensor_shapes  # noqa: E402
+
+from qubd.distributed.order_statistics import DIGIT_BITS  # noqa: E402
+
+WANTED_RANKS = 4  # below/above of each clip quantile: at most 4 candidate groups after the first digit
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), torch {torch.__version__}"
+
+
+def _without_timing(path: Path) -> dict:
+    report = json.loads(path.read_text())
+    return {k: v for k, v in report.items() if k not in ("seconds", "weights_per_second")}
+
+
+def scaling(directory: str, nproc: int) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {}
+        for n in (1, nproc):
+            out = Path(tmp) / f"report{n}.json"
+            launcher = (
+                [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}"]
+                if n > 1
+                else [sys.executable]
+            )
+            command = [
+                *launcher,
+                "-m",
+                "qubd",
+                "score",
+                directory,
+                "--baseline",
+                "none",
+                "--json",
+                str(out),
+                "--quiet",
+            ]
+            if n > 1:
+                env_n = {**env, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
+            else:
+                env_n = env
+            started = time.perf_counter()
+            subprocess.run(command, check=True, env=env_n, capture_output=True)
+            runs[n] = time.perf_counter() - started
+            print(f"{n} process(es): {runs[n]:.1f} s", flush=True)
+        same = _without_timing(Path(tmp) / "report1.json") == _without_timing(
+            Path(tmp) / f"report{nproc}.json"
+        )
+    print(
+        f"| {nproc} vs 1 processes | {runs[1]:.1f} s | {runs[nproc]:.1f} s | {runs[1] / runs[nproc]:.2f}x "
+        f"| reports equal: {same} |"
+    )
+    print(machine())
+
+
+def llama_like(hidden: int, intermediate: int, layers: int, vocab: int) -> torch.nn.Module:
+    from torch import nn
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q_proj, self.k_proj = (
+                nn.Linear(hidden, hidden, bias=False),
+                nn.Linear(hidden, hidden, bias=False),
+            )
+            self.v_proj, self.o_proj = (
+                nn.Linear(hidden, hidden, bias=False),
+                nn.Linear(hidden, hidden, bias=False),
+            )
+            self.gate_proj = nn.Linear(hidden, intermediate, bias=False)
+            self.up_proj = nn.Linear(hidden, intermediate, bias=False)
+            self.down_proj = nn.Linear(intermediate, hidden, bias=False)
+
+    model = nn.Module()
+    model.embed_tokens = nn.Embedding(vocab, hidden)
+    model.layers = nn.ModuleList(Layer() for _ in range(layers))
+    model.lm_head = nn.Linear(hidden, vocab, bias=False)
+    return model
+
+
+TRACKING_MODEL = {"hidden": 1024, "intermediate": 2752, "layers": 4, "vocab": 8000}
+
+
+def _tracking_worker(rank: int, world: int, port: int, queue) -> None:
+    import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard
+
+    import qubd
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = llama_like(**TRACKING_MODEL)
+    for layer in model.layers:
+        fully_shard(layer)
+    fully_shard(model)
+    qubd.score(model, baseline="none")  # warm-up
+    dist.barrier()
+    started = time.perf_counter()
+    report = qubd.score(model, baseline="none")
+    seconds = time.perf_counter() - started
+    queue.put((rank, seconds, report.total.bdm))
+    dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tracking(nproc: int) -> None:
+    import torch.multiprocessing as mp
+
+    weights = sum(p.numel() for p in llama_like(**TRACKING_MODEL).parameters())
+    results = {}
+    for world in (1, nproc):
+        context = mp.get_context("spawn")
+        queue = context.Queue()
+        port = free_port()
+        processes = [
+            context.Process(target=_tracking_worker, args=(r, world, port, queue)) for r in range(world)
+        ]
+        for p in processes:
+            p.start()
+        got = [queue.get(timeout=1200) for _ in processes]
+        for p in processes:
+            p.join()
+        results[world] = (max(s for _, s, _ in got), {t for _, _, t in got})
+        print(
+            f"{world} process(es): {results[world][0]:.2f} s per step, totals {results[world][1]}", flush=True
+        )
+    one, many = results[1][0], results[nproc][0]
+    print(
+        f"| FSDP2 tracking step, {weights / 1e6:.0f} M weights, clip 99.9, 8 bits "
+        f"| {one:.2f} s | {many:.2f} s "
+        f"| {one / many:.2f}x | same total: {results[1][1] == results[nproc][1]} |"
+    )
+    print(machine())
+
+
+def step_bytes(
+    shapes: list[tuple[int, ...]], world: int, bits: int, clip: bool, element_bytes: int
+) -> dict[str, float]:
+    """Bytes one rank sends per step, by message, for matrices sharded on dim 0 over ``world`` ranks.
+
+    All-reduces are counted as ring all-reduces (each rank sends 2 (W-1)/W of the buffer), the
+    histogram reduce as a tree (each rank sends the buffer once, int32 counts), all-gathers as
+    (W-1) times the rank's part. The final all-gather of results (JSON, ~25 bytes a plane value) is
+    counted per rank's share of tensors."""
+    ring = 2 * (world - 1) / world
+    sent = {"flags and counts": 0.0, "range": 0.0, "halo rows": 0.0, "histograms": 0.0, "results": 0.0}
+    for shape in shapes:
+        rows, cols = shape[0], math.prod(shape[1:])
+        sent["flags and counts"] += (
+            world - 1
+        ) * 16 + ring * 8 * 3  # layout all-gather, 2 fail flags, NaN count
+        if clip:
+            widths = DIGIT_BITS[torch.float64 if element_bytes == 8 else torch.float32]
+            counts = 2 ** widths[0] + WANTED_RANKS * sum(2**w for w in widths[1:])
+            sent["range"] += ring * counts * 8
+        else:
+            sent["range"] += ring * 16
+        per_rank = -(-rows // world)
+        halo_rows = (-per_rank) % 4  # rows a rank sends back to the block straddling its first row
+        sent["halo rows"] += halo_rows * cols * element_bytes
+        sent["histograms"] += bits * 65536 * 4
+        sent["results"] += (world - 1) * bits * 25 / world
+    return sent
+
+
+def bytes_report(world: int, preset: str) -> None:
+    shape = Shape(*PRESETS[preset])
+    shapes = [s for _, s in tensor_shapes(shape, 32) if len(s) == 2]
+    weights = sum(math.prod(s) for s in shapes)
+    print(
+        f"{preset}: {len(shapes)} matrices, {weights / 1e9:.2f} G weights "
+        f"({weights * 2 / 2**30:.1f} GiB bf16)"
+    )
+    print("| world | bits | clip | flags | range | halo | histograms | results | total per rank |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for bits in (1, 8):
+        for clip in (False, True):
+            sent = step_bytes(shapes, world, bits, clip, element_bytes=2)
+            cells = " | ".join(f"{v / 2**20:.2f} MiB" for v in sent.values())
+            print(
+                f"| {world} | {bits} | {'99.9' if clip else 'min/max'} | {cells} "
+                f"| {sum(sent.values()) / 2**20:.1f} MiB |"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    s = commands.add_parser("scaling")
+    s.add_argument("directory")
+    s.add_argument("--nproc", type=int, default=2)
+    t = commands.add_parser("tracking")
+    t.add_argument("--nproc", type=int, default=2)
+    b = commands.add_parser("bytes")
+    b.add_argument("--world", type=int, default=8)
+    b.add_argument("--preset", default="llama-7b", choices=sorted(PRESETS))
+    args = parser.parse_args()
+    if args.command == "scaling":
+        scaling(args.directory, args.nproc)
+    elif args.command == "tracking":
+        tracking(args.nproc)
+    else:
+        bytes_report(args.world, args.preset)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""What each process of the multi-process tests runs (spawned with gloo on CPU). Nothing here
+asserts: results go back to the test, which compares them with single-process computations."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from queue import Empty
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+import qubd
+from qubd.report.errors import ReportError
+
+CONFIGS = [(None, 1), (None, 8), (99.9, 1), (99.9, 8)]
+
+
+class Block(nn.Module):
+    """A transformer block's weight shapes, row counts not multiples of 4 x world size."""
+
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.up = nn.Linear(width, hidden)
+        self.down = nn.Linear(hidden, width)
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self, vocab: int = 53, width: int = 38, hidden: int = 101, layers: int = 2):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.blocks = nn.ModuleList(Block(width, hidden) for _ in range(layers))
+        self.head = nn.Linear(width, vocab)
+
+
+def transformer(seed: int = 0) -> TinyTransformer:
+    torch.manual_seed(seed)
+    model = TinyTransformer()
+    with torch.no_grad():  # heavy tails, so that 99.9 clipping cuts values off
+        model.blocks[0].up.weight[3, 5] = 40.0
+    return model
+
+
+def order_statistics_input(dtype: torch.dtype) -> torch.Tensor:
+    torch.manual_seed(1)
+    values = torch.cat([torch.randn(601), torch.zeros(7), -torch.zeros(7), torch.full((9,), 0.5)])
+    return values[torch.randperm(values.numel())].to(dtype)
+
+
+def uneven_sizes(n: int, world: int) -> list[int]:
+    """Shard sizes with an empty and a one-element shard among them."""
+    sizes = [0, 1] + [0] * (world - 2)
+    sizes[-1] = n - sum(sizes[:-1])
+    return sizes if world > 2 else [1, n - 1]
+
+
+def check_order_statistics(rank: int, world: int, tmp: str) -> dict:
+    from qubd.distributed import order_statistics
+
+    results = {}
+    for dtype in (torch.float32, torch.float64):
+        full = order_statistics_input(dtype)
+        n = full.numel()
+        ranks = [0, 1, 2, n // 3, n // 2, n - 2, n - 1]
+        for split, sizes in (("even", None), ("uneven", uneven_sizes(n, world))):
+            parts = full.tensor_split(world) if sizes is None else full.split(sizes)
+            results[f"{dtype}-{split}"] = order_statistics(parts[rank], ranks)
+    return results
+
+
+def check_halo(rank: int, world: int, tmp: str) -> dict:
+    from qubd.distributed.halo import ShardLayout, owned_blocks
+    from qubd.reference.blocks import plane_histograms
+
+    torch.manual_seed(2)
+    codes = torch.randint(0, 256, (23, 30), dtype=torch.uint8)
+    results, received = {}, 0
+    for dim in (0, 1):
+        length = codes.shape[dim]
+        for name, sizes in (("even", None), ("uneven", uneven_sizes(length, world))):
+            if sizes is None:
+                sizes = [len(c) for c in torch.arange(length).tensor_split(world)]
+            starts = [sum(sizes[:r]) for r in range(world)]
+            local = codes.narrow(dim, starts[rank], sizes[rank])
+            layout = ShardLayout(dim, length, tuple(starts), tuple(sizes))
+            blocks = owned_blocks(local, layout)
+            own_start, own_end = layout.owned(rank)
+            received = max(received, own_end - max(own_start, starts[rank] + sizes[rank]))
+            hist = (
+                plane_histograms(blocks, 8)
+                if min(blocks.shape) >= 4
+                else torch.zeros(8, 65536, dtype=torch.int64)
+            )
+            dist.all_reduce(hist)
+            results[f"{dim}-{name}"] = hist
+    return {"histograms": results, "most_rows_received": received}
+
+
+def _fsdp_model() -> nn.Module:
+    from torch.distributed.fsdp import fully_shard
+
+    model = transformer()
+    for block in model.blocks:
+        fully_shard(block)
+    fully_shard(model)
+    return model
+
+
+def fsdp_configs(world: int) -> list:
+    """Every (clip, bits) with 2 processes; two of them with 3 (the test stays short)."""
+    return CONFIGS if world == 2 else CONFIGS[1:3]
+
+
+def check_fsdp(rank: int, world: int, tmp: str) -> dict:
+    model = _fsdp_model()
+    results = {}
+    for clip, bits in fsdp_configs(world):
+        report = qubd.score(model, bits=bits, clip=clip, baseline="none")
+        results[f"{clip}-{bits}"] = {t.name: t.planes for t in report.tensors}
+    tracker = qubd.ComplexityTracker(model, os.path.join(tmp, "log.json"), baseline="none", clip=99.9)
+    tracker.log(0)
+    results["tracker"] = tracker.entries[0]["tensors"]
+    return results
+
+
+def check_shard1(rank: int, world: int, tmp: str) -> dict:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    model = transformer()
+    mesh = init_device_mesh("cpu", (world,))
+    for layer in (model.blocks[0].up, model.blocks[1].down, model.head):
+        layer.weight = nn.Parameter(distribute_tensor(layer.weight.detach(), mesh, [Shard(1)]))
+    report = qubd.score(model, bits=8, clip=99.9, baseline="none")
+    return {"planes": {t.name: t.planes for t in report.tensors}}
+
+
+def check_ddp(rank: int, world: int, tmp: str) -> dict:
+    model = nn.parallel.DistributedDataParallel(transformer())
+    report = qubd.score(model, bits=8, clip=99.9, baseline="shuffle", repeats=2)
+    data = report.to_dict()
+    data.pop("seconds", None)
+    data.pop("weights_per_second", None)
+    return {"report": data}
+
+
+def _cli(rank: int, world: int, *argv: str) -> dict:
+    """``qubd score`` in every rank, with the environment torchrun gives it."""
+    import contextlib
+    import io
+
+    from qubd.cli import main
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            status = main(["score", *argv, "--quiet"])
+        except SystemExit as exit_:
+            status = exit_.code
+    return {"status": status, "stderr": stderr.getvalue()}
+
+
+def check_cli(rank: int, world: int, tmp: str) -> dict:
+    return _cli(
+        rank, world, os.path.join(tmp, "model.safetensors"), "--json", os.path.join(tmp, "multi.json")
+    )
+
+
+def check_cli_fault(rank: int, world: int, tmp: str) -> dict:
+    """A checkpoint one of whose tensors (scored by one rank) holds a NaN."""
+    return _cli(rank, world, os.path.join(tmp, "bad.safetensors"), "--json", os.path.join(tmp, "out.json"))
+
+
+def _error(run) -> str | None:
+    try:
+        run()
+    except ReportError as err:
+        return str(err)
+    return None
+
+
+def check_faults(rank: int, world: int, tmp: str) -> dict:
+    model = _fsdp_model()
+    results = {
+        "options": _error(lambda: qubd.score(model, bits=8 if rank == 0 else 4, baseline="none")),
+        "shuffle": _error(lambda: qubd.score(model, baseline="shuffle")),
+    }
+    local = model.blocks[1].up.weight.to_local()
+    if rank == world - 1:
+        with torch.no_grad():
+            local[-1, 0] = float("nan")
+    results["nonfinite"] = _error(lambda: qubd.score(model, baseline="none"))
+    return results
+
+
+CHECKS = {
+    "order_statistics": check_order_statistics,
+    "halo": check_halo,
+    "fsdp": check_fsdp,
+    "shard1": check_shard1,
+    "ddp": check_ddp,
+    "faults": check_faults,
+    "cli": check_cli,
+    "cli_fault": check_cli_fault,
+}
+
+
+def _worker(rank: int, world: int, port: int, checks: list[str], tmp: str, queue) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    results = {}
+    try:
+        for name in checks:
+            try:
+                results[name] = _plain(CHECKS[name](rank, world, tmp))
+            except Exception:  # noqa: BLE001  (reported to the test, which fails on it)
+                results[name] = {"crashed": traceback.format_exc()}
+                break
+    finally:
+        queue.put((rank, results))
+        dist.destroy_process_group()
+
+
+def _plain(obj):
+    """Tensors as (dtype name, nested lists): torch's shared-memory tensors would not outlive the process."""
+    if isinstance(obj, torch.Tensor):
+        return (str(obj.dtype), obj.tolist())
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_world(world: int, checks: list[str], tmp: str, timeout: float = 120) -> list[dict]:
+    """Every rank's results of ``checks``, in rank order."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    port = free_port()
+    processes = [
+        context.Process(target=_worker, args=(r, world, port, checks, tmp, queue)) for r in range(world)
+    ]
+    for p in processes:
+        p.start()
+    results = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while len(results) < world and time.monotonic() < deadline:
+            try:
+                rank, result = queue.get(timeout=1)
+                results[rank] = result
+            except Empty:
+                if all(p.exitcode is not None for p in processes):
+                    break
+    finally:
+        for p in processes:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+    missing = sorted(set(range(world)) - set(results))
+    if missing:
+        raise RuntimeError(f"ranks {missing} returned nothing (exit codes {[p.exitcode for p in processes]})")
+    return [results[r] for r in range(world)]

@@ -1,0 +1,177 @@
+"""Multi-process scoring with torch.distributed (gloo on CPU, 2 and 3 processes): sharded (FSDP2,
+tensor-parallel Shard(1)) and replicated (DDP) models, the distributed primitives, ``torchrun -m
+qubd score``, and failures. The oracle is always a single-process computation on the whole tensor:
+``torch.ops.qubd.order_statistics``, the plain-torch block histograms, ``qubd.score``."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import qubd
+from qubd.distributed import balance
+from qubd.distributed.halo import ShardLayout
+from qubd.reference.blocks import plane_histograms
+from tests import distributed_workers as workers
+
+REPO = Path(__file__).resolve().parents[1]
+WORLD_CHECKS = {
+    2: ["order_statistics", "halo", "fsdp", "ddp", "faults", "cli"],
+    3: ["order_statistics", "halo", "fsdp", "shard1", "cli_fault"],
+}
+BOTH = pytest.mark.parametrize("size", sorted(WORLD_CHECKS))
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory):
+    """``worlds(size)``: (every rank's results of the checks run by ``size`` processes, their folder);
+    the processes are started once per size, on first use."""
+    runs = {}
+
+    def get(size: int) -> tuple[list[dict], Path]:
+        if size not in runs:
+            tmp = tmp_path_factory.mktemp(f"world{size}")
+            checkpoint(tmp / "model.safetensors")
+            checkpoint(tmp / "bad.safetensors", nan=True)
+            results = workers.run_world(size, WORLD_CHECKS[size], str(tmp))
+            for rank, result in enumerate(results):
+                for name, value in result.items():
+                    assert "crashed" not in value, f"rank {rank}, {name}:\n{value['crashed']}"
+            runs[size] = results, tmp
+        return runs[size]
+
+    return get
+
+
+def results_of(worlds, size: int, check: str) -> list[dict]:
+    return [r[check] for r in worlds(size)[0]]
+
+
+@BOTH
+def test_order_statistics_equal_one_process(worlds, size):
+    for dtype in (torch.float32, torch.float64):
+        full = workers.order_statistics_input(dtype)
+        n = full.numel()
+        want = torch.ops.qubd.order_statistics(full, [0, 1, 2, n // 3, n // 2, n - 2, n - 1])
+        for rank_results in results_of(worlds, size, "order_statistics"):
+            for split in ("even", "uneven"):
+                assert rank_results[f"{dtype}-{split}"] == (str(want.dtype), want.tolist()), (dtype, split)
+
+
+@BOTH
+def test_halo_blocks_add_up_to_the_whole_matrix(worlds, size):
+    torch.manual_seed(2)
+    codes = torch.randint(0, 256, (23, 30), dtype=torch.uint8)
+    want = plane_histograms(codes, 8)
+    for rank_results in results_of(worlds, size, "halo"):
+        assert len(rank_results["histograms"]) == 4
+        for key, got in rank_results["histograms"].items():
+            assert got == (str(want.dtype), want.tolist()), key
+        assert 0 <= rank_results["most_rows_received"] <= 3
+
+
+def test_shard_layout_owned_rows():
+    layout = ShardLayout(0, 23, (0, 1, 1), (1, 0, 22))
+    assert [layout.owned(r) for r in range(3)] == [(0, 4), (4, 4), (4, 20)]
+    assert [layout.needed(r) for r in range(3)] == [(1, 4), (4, 4), (23, 20)]
+    with pytest.raises(ValueError, match="tile"):
+        ShardLayout(0, 10, (0, 6), (5, 4))
+
+
+def single_process_planes(clip, bits) -> dict:
+    report = qubd.score(workers.transformer(), bits=bits, clip=clip, baseline="none")
+    return {t.name: t.planes for t in report.tensors}
+
+
+@BOTH
+def test_fsdp2_scores_equal_one_process(worlds, size):
+    results = results_of(worlds, size, "fsdp")
+    for clip, bits in workers.fsdp_configs(size):
+        want = single_process_planes(clip, bits)
+        assert sum(p is not None for p in want.values()) == 10
+        for rank_results in results:
+            assert rank_results[f"{clip}-{bits}"] == want, (clip, bits)
+
+
+@BOTH
+def test_tracker_on_fsdp2_model_logs_one_process_scores(worlds, size):
+    want = {k: v for k, v in single_process_planes(99.9, 8).items() if v is not None}
+    for rank_results in results_of(worlds, size, "fsdp"):
+        assert rank_results["tracker"] == want
+    log = json.loads((worlds(size)[1] / "log.json").read_text())
+    assert log["entries"][0]["tensors"] == want
+
+
+def test_tensor_parallel_shard1_equals_one_process(worlds):
+    want = single_process_planes(99.9, 8)
+    for rank_results in results_of(worlds, 3, "shard1"):
+        assert rank_results["planes"] == want
+
+
+def test_ddp_replicated_tensors_split_over_ranks_equal_one_process(worlds):
+    want = qubd.score(workers.transformer(), bits=8, clip=99.9, baseline="shuffle", repeats=2).to_dict()
+    for rank_results in results_of(worlds, 2, "ddp"):
+        got = rank_results["report"]
+        assert got["source"] == "TinyTransformer"  # DDP's module, under its own names
+        assert without_timing(got) == without_timing(json.loads(json.dumps(want)))
+
+
+def test_faults_reach_every_rank(worlds):
+    results = results_of(worlds, 2, "faults")
+    for rank_results in results:
+        assert "ranks disagree on the options" in rank_results["options"]
+        assert "sharded" in rank_results["shuffle"] and "baseline='none'" in rank_results["shuffle"]
+        assert "blocks.1.up.weight" in rank_results["nonfinite"] and "1 NaN/Inf" in rank_results["nonfinite"]
+    assert len({r["nonfinite"] for r in results}) == 1 and len({r["options"] for r in results}) == 1
+
+
+def test_balance_spreads_by_size():
+    owners = balance([10, 1, 7, 3, 3, 9], 3)
+    loads = [sum(s for s, o in zip([10, 1, 7, 3, 3, 9], owners, strict=True) if o == r) for r in range(3)]
+    assert sorted(loads) == [10, 11, 12]
+    assert balance([], 2) == []
+
+
+def checkpoint(path: Path, nan: bool = False) -> Path:
+    torch.manual_seed(3)
+    tensors = {f"layer{i}.weight": torch.randn(30 + 7 * i, 20 + 3 * i) for i in range(7)}
+    tensors["layer2.bias"] = torch.randn(10)
+    if nan:
+        tensors["layer3.weight"][2, 3] = float("nan")
+    save_file(tensors, path)
+    return path
+
+
+def without_timing(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k not in ("seconds", "weights_per_second")}
+
+
+def test_multiprocess_cli_score_equals_single_process_json(worlds):
+    results, tmp = worlds(2)
+    assert [r["cli"]["status"] for r in results] == [0, 0]
+    want = qubd.score(str(tmp / "model.safetensors"), bits=8, clip=99.9, baseline="shuffle").to_dict()
+    got = json.loads((tmp / "multi.json").read_text())
+    assert without_timing(got) == without_timing(json.loads(json.dumps(want)))
+
+
+def test_python_m_qubd_runs_the_command(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["qubd", "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("qubd", run_name="__main__")
+    assert exit_.value.code == 0 and "score" in capsys.readouterr().out
+
+
+def test_failing_rank_stops_every_rank_without_report(worlds):
+    results = results_of(worlds, 3, "cli_fault")
+    for rank_results in results:
+        assert rank_results["status"] == 1
+        errors = rank_results["stderr"].strip().splitlines()
+        assert len(errors) == 1 and errors[0].startswith("qubd: error: rank ")
+        assert "'layer3.weight' has 1 NaN/Inf" in errors[0]
+    assert not (worlds(3)[1] / "out.json").exists()
