@@ -2,13 +2,15 @@
 
 Min/max, or robust clipping at percentile ``clip``: ``lo, hi = quantile(W, q), quantile(W, 1 - q)``
 with ``q = (1 - clip/100) / 2`` and exactly ``torch.quantile``'s linear interpolation, for tensors of
-any size (``torch.quantile`` itself refuses more than 2**24 elements).
+any size (``torch.quantile`` itself refuses more than 2**24 elements). The order statistics the
+quantiles interpolate come from the caller (the op layer passes ``torch.ops.qubd.order_statistics``),
+so this module imports nothing of the ops that use it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +19,9 @@ import torch
 FLOAT32_EXACT_COUNT = 1 << 24
 # Below this span every weight is quantised to code 0 (paper; the planes are still scored).
 MIN_SPAN = 1e-8
+
+# ``order_statistics(w, ranks)``: the sorted values of ``w`` at 0-based ``ranks``, in the compute dtype.
+OrderStatistics = Callable[[torch.Tensor, list[int]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -47,26 +52,33 @@ def _quantile_rank(n: int, q: float, dtype: torch.dtype) -> tuple[int, int, torc
     return below, above, (rank - below).to(dtype).reshape(1)
 
 
-def _quantiles(w: torch.Tensor, qs: tuple[float, ...]) -> list[torch.Tensor]:
+def _quantiles(
+    w: torch.Tensor, qs: tuple[float, ...], order_statistics: OrderStatistics
+) -> list[torch.Tensor]:
     dtype = compute_dtype(w.dtype)
     ranks = [_quantile_rank(w.numel(), q, dtype) for q in qs]
     wanted = sorted({r for below, above, _ in ranks for r in (below, above)})
-    values = torch.ops.qubd.order_statistics(w, wanted).to("cpu", dtype)
+    values = order_statistics(w, wanted).to("cpu", dtype)
     at = {r: values[i].reshape(1) for i, r in enumerate(wanted)}
     return [torch.lerp(at[below], at[above], weight)[0] for below, above, weight in ranks]
 
 
-def value_range(w: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+def value_range(
+    w: torch.Tensor, clip: float | None, order_statistics: OrderStatistics
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lo, hi)`` as 0-d CPU tensors of the compute dtype. Raises ValueError on NaN/Inf weights."""
     if clip is None:
-        return value_ranges([w], None, names=["weights"])[0]
+        return value_ranges([w], None, order_statistics, names=["weights"])[0]
     q = (1 - clip / 100) / 2
-    lo, hi = _quantiles(w, (q, 1 - q))
+    lo, hi = _quantiles(w, (q, 1 - q), order_statistics)
     return lo, hi
 
 
 def value_ranges(
-    ws: Sequence[torch.Tensor], clip: float | None, names: Sequence[str] | None = None
+    ws: Sequence[torch.Tensor],
+    clip: float | None,
+    order_statistics: OrderStatistics,
+    names: Sequence[str] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``value_range`` of each tensor (all on one device). Without clipping, the min/max reductions
     of all tensors are queued first and copied to the host together: one device sync, not one per
@@ -76,7 +88,7 @@ def value_ranges(
         ranges = []
         for w, name in zip(ws, names, strict=True):
             try:
-                ranges.append(value_range(w, clip))
+                ranges.append(value_range(w, clip, order_statistics))
             except ValueError as err:
                 raise ValueError(f"{name}: {err}") from None
         return ranges

@@ -1,13 +1,14 @@
-"""The plain-torch reference registered as a backend for every device (``QUBD_BACKEND=torch``)."""
+"""The plain-torch reference (``qubd.reference``) as a backend: every device, and the default kernel
+of every primitive op (``QUBD_BACKEND=torch`` runs it everywhere)."""
 
-from qubd.backends.registry import register_kernel
 from qubd.reference import blocks, ctm_score, order_statistics, quantize
 
-DEVICES = ("cpu", "cuda")
-
-register_kernel("order_statistics", "torch", DEVICES)(order_statistics.order_statistics)
-register_kernel("quantize_to_grid", "torch", DEVICES)(quantize.quantize_to_grid)
-register_kernel("plane_histograms", "torch", DEVICES)(blocks.plane_histograms)
-register_kernel("weight_histograms", "torch", DEVICES)(blocks.weight_histograms)
-register_kernel("weight_histograms_batched", "torch", DEVICES)(blocks.weight_histograms_batched)
-register_kernel("ctm_score", "torch", DEVICES)(ctm_score.ctm_score)
+DEVICE_TYPES = ("cpu", "cuda")
+KERNELS = {
+    "order_statistics": order_statistics.order_statistics,
+    "quantize_to_grid": quantize.quantize_to_grid,
+    "plane_histograms": blocks.plane_histograms,
+    "weight_histograms": blocks.weight_histograms,
+    "weight_histograms_batched": blocks.weight_histograms_batched,
+    "ctm_score": ctm_score.ctm_score,
+}
