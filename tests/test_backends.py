@@ -257,6 +257,38 @@ def test_wide_matrices_are_walked_in_column_chunks(cpu_backend, bits):
             r"weights\[0\]",
         ),
         ("weight_histograms_batched", ([torch.randn(8, 8)], [0.0], [0.1], 17), "bits"),
+        # A grid from quant_grid has a finite lo and a delta > 0 (+inf for a constant tensor).
+        ("quantize_to_grid", (torch.randn(8, 8), 0.0, 0.0, 8), "delta must be > 0"),
+        ("quantize_to_grid", (torch.randn(8, 8), 0.0, -0.1, 8), "delta must be > 0"),
+        ("quantize_to_grid", (torch.randn(8, 8), 0.0, float("nan"), 8), "delta must be > 0"),
+        ("quantize_to_grid", (torch.randn(8, 8), 0.0, float("-inf"), 8), "delta must be > 0"),
+        ("quantize_to_grid", (torch.randn(8, 8), float("nan"), 0.1, 8), "lo must be a finite"),
+        ("quantize_to_grid", (torch.randn(8, 8), float("inf"), 0.1, 8), "lo must be a finite"),
+        ("weight_histograms", (torch.randn(8, 8), 0.0, 0.0, 8), "delta must be > 0"),
+        ("weight_histograms", (torch.randn(8, 8), float("nan"), 0.1, 8), "lo must be a finite"),
+        (
+            "weight_histograms_batched",
+            ([torch.randn(8, 8), torch.randn(8, 8)], [0.0, 0.0], [0.1, float("nan")], 8),
+            r"weights\[1\]: delta must be > 0",
+        ),
+        (
+            "weight_histograms_batched",
+            ([torch.randn(8, 8)], [float("nan")], [0.1], 8),
+            r"weights\[0\]: lo must be a finite",
+        ),
+        ("weight_histograms_batched", ([], [], [], 8), "at least one tensor"),
+        (
+            "ctm_score",
+            (torch.zeros(2, 1 << 16, dtype=torch.int64).index_fill_(1, torch.tensor([7]), -1),),
+            "negative",
+        ),
+        ("plane_histograms", (torch.zeros(8, 8, dtype=torch.int8), 4), "codes must be an integer tensor"),
+        ("plane_histograms", (torch.zeros(8, 8, dtype=torch.float32), 4), "codes must be an integer tensor"),
+        (
+            "plane_histograms",
+            (torch.zeros(8, 8, dtype=torch.complex64), 4),
+            "codes must be an integer tensor",
+        ),
     ],
 )
 def test_primitive_ops_check_their_input(cpu_backend, op, args, match):
