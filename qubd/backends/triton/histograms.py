@@ -249,8 +249,6 @@ class _Tiling:
 
 def _matrix(x: torch.Tensor) -> torch.Tensor:
     check_device(x)
-    if x.ndim != 2:
-        raise ValueError(f"expected a 2D matrix, got shape {list(x.shape)}")
     x = x.contiguous()
     return x.view(torch.uint8) if x.dtype == torch.bool else x
 
