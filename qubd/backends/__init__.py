@@ -1,8 +1,8 @@
 """Kernel backends: the same primitive ops (schemas in ``qubd.ops.library``) per device.
 
-Each backend module declares ``DEVICE_TYPES`` (the devices its kernels take tensors of) and
-``KERNELS`` (primitive op name -> kernel). ``qubd.ops.dispatch`` registers them with torch's
-dispatcher, which then runs the kernel of the tensor's device. Kernels trust their arguments: the op
+Each backend module has one kernel per primitive op, a function named as the op, and
+``DEVICE_TYPES``, the devices whose tensors they take. ``qubd.ops.dispatch`` registers them with
+torch's dispatcher, which then runs the kernel of the tensor's device. Kernels trust their arguments: the op
 layer validates them once, before any kernel runs.
 
 * ``torch_reference``: the plain-torch spec (``qubd.reference``), every device, the default;

@@ -11,6 +11,8 @@ from qubd.ctm.tables import BLOCK_CODES, ctm16
 from qubd.range import compute_dtype
 from qubd.reference.quantize import code_dtype
 
+DEVICE_TYPES = ("cpu",)
+
 # Dtype numbering shared with src/qubd/elements.h (enum class DType).
 DTYPE_CODES = {
     torch.float32: 0,
@@ -78,14 +80,3 @@ def ctm_score(histograms: torch.Tensor) -> torch.Tensor:
     scores = torch.empty(histograms.shape[0], dtype=torch.float64)
     _C.ctm_score(histograms.data_ptr(), histograms.shape[0], table.data_ptr(), scores.data_ptr())
     return scores
-
-
-DEVICE_TYPES = ("cpu",)
-KERNELS = {
-    "order_statistics": order_statistics,
-    "quantize_to_grid": quantize_to_grid,
-    "plane_histograms": plane_histograms,
-    "weight_histograms": weight_histograms,
-    "weight_histograms_batched": weight_histograms_batched,
-    "ctm_score": ctm_score,
-}

@@ -1,14 +1,11 @@
 """The plain-torch reference (``qubd.reference``) as a backend: every device, and the default kernel
 of every primitive op (``QUBD_BACKEND=torch`` runs it everywhere)."""
 
-from qubd.reference import blocks, ctm_score, order_statistics, quantize
+# The kernel of each primitive op, named as the op (qubd.ops.dispatch registers them).
+# ruff: noqa: F401
+from qubd.reference.blocks import plane_histograms, weight_histograms, weight_histograms_batched
+from qubd.reference.ctm_score import ctm_score
+from qubd.reference.order_statistics import order_statistics
+from qubd.reference.quantize import quantize_to_grid
 
 DEVICE_TYPES = ("cpu", "cuda")
-KERNELS = {
-    "order_statistics": order_statistics.order_statistics,
-    "quantize_to_grid": quantize.quantize_to_grid,
-    "plane_histograms": blocks.plane_histograms,
-    "weight_histograms": blocks.weight_histograms,
-    "weight_histograms_batched": blocks.weight_histograms_batched,
-    "ctm_score": ctm_score.ctm_score,
-}

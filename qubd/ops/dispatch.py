@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from types import ModuleType
 
 import torch
 
@@ -30,12 +31,15 @@ PREFERENCE = {
 }
 
 
-def _checked_kernels(kernels: dict[str, Callable]) -> dict[str, Callable]:
-    return {op: validation.checked(validation.PRIMITIVE_CHECKS[op], kernel) for op, kernel in kernels.items()}
+def _checked_kernels(backend: ModuleType) -> dict[str, Callable]:
+    """A backend module's kernel of each primitive op (named as the op), after the op's checks."""
+    return {
+        op: validation.checked(validation.PRIMITIVE_CHECKS[op], getattr(backend, op)) for op in PRIMITIVE_OPS
+    }
 
 
 _default = torch.library.Library("qubd", "IMPL")
-for _op, _kernel in _checked_kernels(torch_reference.KERNELS).items():
+for _op, _kernel in _checked_kernels(torch_reference).items():
     _default.impl(_op, _kernel, "CompositeExplicitAutograd")
 
 # Per device type: the backend whose kernels run, and the library holding their registration.
@@ -120,7 +124,7 @@ def _route(device_type: str, backend: str, kernels: dict[str, Callable]) -> None
     if previous is not None:
         previous._destroy()
     if not kernels and backend != "torch":  # the reference is the default kernel already
-        kernels = _checked_kernels(backends.load(backend).KERNELS)
+        kernels = _checked_kernels(backends.load(backend))
     library = None
     if kernels:
         library = torch.library.Library("qubd", "IMPL")

@@ -11,14 +11,11 @@ run under ``TRITON_INTERPRET=1`` (how CI checks them; never the CPU default: ``q
 Importing this package without Triton raises ImportError: the backend is then unavailable.
 """
 
-from qubd.backends.triton import ctm_score, histograms, order_statistics, quantize
+# The kernel of each primitive op, named as the op (qubd.ops.dispatch registers them).
+# ruff: noqa: F401
+from qubd.backends.triton.ctm_score import ctm_score
+from qubd.backends.triton.histograms import plane_histograms, weight_histograms, weight_histograms_batched
+from qubd.backends.triton.order_statistics import order_statistics
+from qubd.backends.triton.quantize import quantize_to_grid
 
 DEVICE_TYPES = ("cuda", "cpu")
-KERNELS = {
-    "order_statistics": order_statistics.order_statistics,
-    "quantize_to_grid": quantize.quantize_to_grid,
-    "plane_histograms": histograms.plane_histograms,
-    "weight_histograms": histograms.weight_histograms,
-    "weight_histograms_batched": histograms.weight_histograms_batched,
-    "ctm_score": ctm_score.ctm_score,
-}
