@@ -18,7 +18,7 @@ from types import ModuleType
 BACKENDS = ("native", "triton", "torch")
 _MODULES = {
     "native": "qubd.backends.native",
-    "triton": "qubd.backends.triton",
+    "triton": "qubd.backends.triton.kernels",
     "torch": "qubd.backends.torch_reference",
 }
 

@@ -8,14 +8,6 @@ run under ``TRITON_INTERPRET=1`` (how CI checks them; never the CPU default: ``q
 * ``order_statistics``: exact radix select over the float bits (robust clipping, any size);
 * ``ctm_score``: the CTM gather + log2 reduction of the histograms.
 
-Importing this package without Triton raises ImportError: the backend is then unavailable.
+``qubd.backends.triton.kernels`` is the backend: the kernel of each op, named as the op. Importing
+it without Triton raises ImportError: the backend is then unavailable.
 """
-
-# The kernel of each primitive op, named as the op (qubd.ops.dispatch registers them).
-# ruff: noqa: F401
-from qubd.backends.triton.ctm_score import ctm_score
-from qubd.backends.triton.histograms import plane_histograms, weight_histograms, weight_histograms_batched
-from qubd.backends.triton.order_statistics import order_statistics
-from qubd.backends.triton.quantize import quantize_to_grid
-
-DEVICE_TYPES = ("cuda", "cpu")
