@@ -121,8 +121,10 @@ def bench_sizes(args, copy_bw: float) -> list[dict]:
         repeats = args.repeats if n <= (256 << 20) else max(3, args.repeats // 3)
         for clip in CLIPS:
             seconds = cuda_time(lambda w=w, clip=clip: qubd.ops.qubd(w, BITS, clip), repeats)
-            range_s = cuda_time(lambda w=w, clip=clip: value_range(w, clip), repeats)
-            grid = quant_grid(*value_range(w, clip), BITS)
+            range_s = cuda_time(
+                lambda w=w, clip=clip: value_range(w, clip, torch.ops.qubd.order_statistics), repeats
+            )
+            grid = quant_grid(*value_range(w, clip, torch.ops.qubd.order_statistics), BITS)
             hist_s = cuda_time(
                 lambda w=w, grid=grid: torch.ops.qubd.weight_histograms(w, grid.lo, grid.delta, BITS), repeats
             )
@@ -196,7 +198,7 @@ def tune(args) -> list[dict]:
 
     n = min(256 << 20, int(args.max_elements))
     w = llm_like((n // COLS, COLS), torch.bfloat16, seed=1)
-    grid = quant_grid(*value_range(w, None), BITS)
+    grid = quant_grid(*value_range(w, None, torch.ops.qubd.order_statistics), BITS)
     defaults = {
         k: getattr(histograms, k) for k in ("TILE_BLOCKS", "MAX_TILE_BLOCK_COLS", "MAX_COPIES", "NUM_WARPS")
     }
@@ -291,7 +293,7 @@ def main() -> None:
         sys.exit("unset TRITON_INTERPRET: the benchmark measures compiled kernels")
 
     import qubd  # noqa: F401  (declares the ops)
-    from qubd.backends import registry
+    from qubd.ops import dispatch
 
     try:
         import triton
@@ -299,7 +301,7 @@ def main() -> None:
         triton_version = triton.__version__
     except ImportError:
         triton_version = None
-    backend = registry.forced_backend() or (registry.available_backends("cuda") or ["none"])[0]
+    backend = dispatch.routed("cuda")
     report = {
         "environment": {
             "device": torch.cuda.get_device_name(),

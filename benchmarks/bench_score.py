@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qubd.backends.registry import available_backends, forced_backend  # noqa: E402
+from qubd.ops import dispatch  # noqa: E402
 from qubd.report import score  # noqa: E402
 from qubd.report.options import BASELINES  # noqa: E402
 
@@ -82,7 +82,7 @@ def bench(path: Path, args: argparse.Namespace) -> dict:
         seconds = time.perf_counter() - started
     largest = max(t.numel * _item_bytes(t.dtype) for t in report.scored)
     device = report.device
-    backend = forced_backend() or (available_backends(torch.device(device).type) or ["?"])[0]
+    backend = dispatch.routed(torch.device(device).type)
     return {
         "checkpoint_gib": checkpoint_bytes(path) / GIB,
         "tensors": len(report.scored),

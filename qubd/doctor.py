@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
 
-from qubd.backends import registry
+from qubd import backends
+from qubd.ops import dispatch
 
 REFERENCE = "torch"
 # (shape, dtype, bits, clip): sizes a backend handles differently (ragged edges, small and wide
@@ -70,29 +71,23 @@ def device_types() -> list[str]:
 
 def backends_in_use(device_type: str) -> tuple[list[str], str | None]:
     """The backends available for ``device_type`` (fastest first) and the one the ops use there."""
-    available = registry.available_backends(device_type)
-    forced = registry.forced_backend()
-    return available, forced or (available[0] if available else None)
+    return dispatch.available_backends(device_type), dispatch.routed(device_type)
 
 
 def unavailable_reasons() -> dict[str, str]:
     """Backends that cannot be loaded at all, with the reason."""
-    reasons = {name: registry.load_backend(name) for name in registry.BACKENDS}
-    return {name: reason for name, reason in reasons.items() if reason}
+    reasons = {}
+    for name in backends.BACKENDS:
+        try:
+            backends.load(name)
+        except ImportError as err:
+            reasons[name] = str(err)
+    return reasons
 
 
-@contextmanager
-def forced(backend: str) -> Iterator[None]:
-    """Run the ops on ``backend`` (through ``QUBD_BACKEND``, as a user would force it)."""
-    before = os.environ.get("QUBD_BACKEND")
-    os.environ["QUBD_BACKEND"] = backend
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["QUBD_BACKEND"]
-        else:
-            os.environ["QUBD_BACKEND"] = before
+def forced(backend: str) -> AbstractContextManager[None]:
+    """Run the ops on ``backend``; afterwards, the routing ``QUBD_BACKEND`` says."""
+    return dispatch.using(backend)
 
 
 def _outputs(ws: list[torch.Tensor], bits: int, clip: float | None) -> dict[str, list[torch.Tensor]]:
@@ -183,7 +178,8 @@ def run_doctor(print_line: Callable[[str], None] = print, seconds: float = 1.0) 
     print_line("qubd doctor")
     for name, version in versions().items():
         print_line(f"  {name}: {version}")
-    forced_name = registry.forced_backend()
+    dispatch.use_environment()
+    forced_name = os.environ.get("QUBD_BACKEND", "").strip().lower() or None
     print_line("backends" + (f" (QUBD_BACKEND={forced_name} forces one)" if forced_name else ""))
     for device_type in device_types():
         available, used = backends_in_use(device_type)

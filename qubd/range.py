@@ -2,7 +2,9 @@
 
 Min/max, or robust clipping at percentile ``clip``: ``lo, hi = quantile(W, q), quantile(W, 1 - q)``
 with ``q = (1 - clip/100) / 2`` and exactly ``torch.quantile``'s linear interpolation, for tensors of
-any size (``torch.quantile`` itself refuses more than 2**24 elements).
+any size (``torch.quantile`` itself refuses more than 2**24 elements). The order statistics the
+quantiles interpolate come from the caller (the op layer passes ``torch.ops.qubd.order_statistics``),
+so this module imports nothing of the ops that use it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import torch
 FLOAT32_EXACT_COUNT = 1 << 24
 # Below this span every weight is quantised to code 0 (paper; the planes are still scored).
 MIN_SPAN = 1e-8
+
+# ``order_statistics(w, ranks)``: the sorted values of ``w`` at 0-based ``ranks``, in the compute dtype.
+OrderStatistics = Callable[[torch.Tensor, list[int]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -62,17 +67,20 @@ def clip_range(
     return lo, hi
 
 
-def value_range(w: torch.Tensor, clip: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+def value_range(
+    w: torch.Tensor, clip: float | None, order_statistics: OrderStatistics
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lo, hi)`` as 0-d CPU tensors of the compute dtype. Raises ValueError on NaN/Inf weights."""
     if clip is None:
-        return value_ranges([w], None, names=["weights"])[0]
-    return clip_range(
-        w.numel(), clip, compute_dtype(w.dtype), lambda ranks: torch.ops.qubd.order_statistics(w, ranks)
-    )
+        return value_ranges([w], None, order_statistics, names=["weights"])[0]
+    return clip_range(w.numel(), clip, compute_dtype(w.dtype), lambda ranks: order_statistics(w, ranks))
 
 
 def value_ranges(
-    ws: Sequence[torch.Tensor], clip: float | None, names: Sequence[str] | None = None
+    ws: Sequence[torch.Tensor],
+    clip: float | None,
+    order_statistics: OrderStatistics,
+    names: Sequence[str] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``value_range`` of each tensor (all on one device). Without clipping, the min/max reductions
     of all tensors are queued first and copied to the host together: one device sync, not one per
@@ -82,7 +90,7 @@ def value_ranges(
         ranges = []
         for w, name in zip(ws, names, strict=True):
             try:
-                ranges.append(value_range(w, clip))
+                ranges.append(value_range(w, clip, order_statistics))
             except ValueError as err:
                 raise ValueError(f"{name}: {err}") from None
         return ranges
@@ -95,21 +103,6 @@ def value_ranges(
         dtype = compute_dtype(w.dtype)
         ranges.append((lo.to(dtype), hi.to(dtype)))
     return ranges
-
-
-def needs_float64(w: torch.Tensor, clip: float | None) -> bool:
-    """True when the finite weights ``w`` have a range whose grid float32 cannot hold (``hi - lo``
-    overflows, e.g. weights near +-3.4e38): such a tensor is quantised in float64 instead."""
-    if compute_dtype(w.dtype) == torch.float64:
-        return False
-    lo, hi = value_range(w, clip)
-    return not bool(torch.isfinite(hi - lo))
-
-
-def span_below_minimum(w: torch.Tensor, clip: float | None) -> bool:
-    """True when ``w``'s span is below ``MIN_SPAN``: every weight is quantised to code 0."""
-    lo, hi = value_range(w, clip)
-    return bool(hi - lo < MIN_SPAN)
 
 
 def quant_grid(lo: torch.Tensor, hi: torch.Tensor, bits: int) -> QuantGrid:

@@ -5,35 +5,29 @@ import os
 import pytest
 import torch
 
-import tests.oracles  # noqa: F401  (loads pybdm with its table loader, once for the session)
-from qubd.backends import registry
+# Without a GPU, Triton kernels can only run in its interpreter, on CPU tensors. Triton reads this
+# when its kernels are defined, so set it before qubd can import them.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import tests.oracles  # noqa: E402, F401  (loads pybdm with its table loader, once for the session)
+from qubd.ops import dispatch  # noqa: E402
 
-def pytest_configure(config) -> None:
-    # Without a GPU, Triton kernels can only run in its interpreter, on CPU tensors. Triton reads
-    # this once, when first imported (the registry imports it lazily), so set it before any test.
-    if not torch.cuda.is_available():
-        os.environ.setdefault("TRITON_INTERPRET", "1")
-
-
-CPU_BACKENDS = registry.available_backends("cpu")
-
-
-@pytest.fixture(params=CPU_BACKENDS)
-def cpu_backend(request, monkeypatch) -> str:
-    """Runs the test once per backend that can run on CPU tensors, forced with QUBD_BACKEND."""
-    monkeypatch.setenv("QUBD_BACKEND", request.param)
-    return request.param
+CPU_BACKENDS = dispatch.available_backends("cpu")
 
 
 @pytest.fixture
-def with_backend(monkeypatch):
-    """Call ``with_backend(name)`` to force QUBD_BACKEND inside a test."""
+def with_backend():
+    """Call ``with_backend(name)`` to run the ops on that backend's kernels inside a test."""
+    yield dispatch.use
+    dispatch.use_environment()
 
-    def force(name: str) -> None:
-        monkeypatch.setenv("QUBD_BACKEND", name)
 
-    return force
+@pytest.fixture(params=CPU_BACKENDS)
+def cpu_backend(request, with_backend) -> str:
+    """Runs the test once per backend that can run on CPU tensors."""
+    with_backend(request.param)
+    return request.param
 
 
 def pytest_report_header(config) -> str:

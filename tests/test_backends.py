@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qubd
-from qubd.backends import registry
+from qubd.ops import dispatch
 from qubd.range import quant_grid, value_range
 from qubd.reference import blocks, order_statistics, quantize
 
@@ -23,7 +23,7 @@ def test_native_backend_is_built():
     # CI must exercise the native kernels; a missing build would silently test only the reference.
     if os.environ.get("QUBD_ALLOW_NO_NATIVE") == "1":
         pytest.skip("QUBD_ALLOW_NO_NATIVE=1")
-    assert "native" in registry.available_backends("cpu"), registry.load_backend("native")
+    assert "native" in dispatch.available_backends("cpu"), dispatch.unavailable("native", "cpu")
 
 
 def random_weights(rows: int, cols: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -42,13 +42,12 @@ def random_weights(rows: int, cols: int, dtype: torch.dtype, seed: int) -> torch
 )
 def test_fused_histograms_equal_reference(rows, cols, bits, dtype, clip, seed):
     w = random_weights(rows, cols, dtype, seed)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("QUBD_BACKEND", "torch")
+    with dispatch.using("torch"):
         lo, delta, _ = _grid(w, bits, clip)  # the range from the reference alone
         expected_codes = quantize.quantize_to_grid(w, lo, delta, bits)
         expected_histograms = blocks.weight_histograms(w, lo, delta, bits)
-        for backend in registry.available_backends("cpu"):
-            env.setenv("QUBD_BACKEND", backend)
+        for backend in dispatch.available_backends("cpu"):
+            dispatch.use(backend)
             assert _grid(w, bits, clip) == (lo, delta, bits), backend
             assert torch.equal(qubd.ops.quantize(w, bits, clip), expected_codes), backend
             assert torch.equal(torch.ops.qubd.weight_histograms(w, lo, delta, bits), expected_histograms), (
@@ -70,16 +69,16 @@ def test_batched_histograms_equal_reference(shapes, bits, dtype, seed):
     expected = torch.stack(
         [blocks.weight_histograms(w, a, d, bits) for w, a, d in zip(ws, lo, delta, strict=True)]
     )
-    with pytest.MonkeyPatch.context() as env:
-        for backend in registry.available_backends("cpu"):
-            env.setenv("QUBD_BACKEND", backend)
+    with dispatch.using(None):
+        for backend in dispatch.available_backends("cpu"):
+            dispatch.use(backend)
             assert torch.equal(torch.ops.qubd.weight_histograms_batched(ws, lo, delta, bits), expected), (
                 backend
             )
 
 
 def _grid(w, bits, clip):
-    grid = quant_grid(*value_range(w, clip), bits)
+    grid = quant_grid(*value_range(w, clip, torch.ops.qubd.order_statistics), bits)
     return grid.lo, grid.delta, bits
 
 
@@ -119,9 +118,9 @@ def test_order_statistics_equal_a_sort(n, dtype, ranks, spread, seed):
     w = (torch.randn(n, generator=g, dtype=torch.float64) * spread).to(dtype)
     ranks = sorted({int(r * (n - 1)) for r in ranks})
     expected = torch.sort(w.to(torch.float64 if dtype == torch.float64 else torch.float32)).values[ranks]
-    with pytest.MonkeyPatch.context() as env:
-        for backend in registry.available_backends("cpu"):
-            env.setenv("QUBD_BACKEND", backend)
+    with dispatch.using(None):
+        for backend in dispatch.available_backends("cpu"):
+            dispatch.use(backend)
             assert torch.equal(torch.ops.qubd.order_statistics(w, ranks), expected), backend
 
 
@@ -188,16 +187,36 @@ def test_large_blocks_count_split_over_threads(cpu_backend):
     )
 
 
-def test_forcing_an_unknown_backend_is_an_error(monkeypatch):
-    monkeypatch.setenv("QUBD_BACKEND", "fortran")
-    with pytest.raises(ValueError, match="QUBD_BACKEND"):
-        qubd.ops.qubd(torch.randn(8, 8))
+@pytest.fixture
+def environment_backend(monkeypatch):
+    """Call with a QUBD_BACKEND value: the ops route as it says until the test ends."""
+
+    def force(name: str) -> None:
+        monkeypatch.setenv("QUBD_BACKEND", name)
+        dispatch.use_environment()
+
+    yield force
+    monkeypatch.undo()
+    dispatch.use_environment()
 
 
-def test_forcing_a_backend_without_that_device_is_an_error(monkeypatch):
-    monkeypatch.setenv("QUBD_BACKEND", "cuda")
-    with pytest.raises(RuntimeError, match="QUBD_BACKEND=cuda"):
+# "cuda" named a backend that never existed (no module behind it): now an unknown name too.
+@pytest.mark.parametrize("name", ["fortran", "cuda"])
+def test_forcing_an_unknown_backend_is_an_error(environment_backend, name):
+    environment_backend(name)
+    with pytest.raises(ValueError, match=f"QUBD_BACKEND='{name}'"):
         qubd.ops.qubd(torch.randn(8, 8))
+    with pytest.raises(ValueError, match="unknown backend"):
+        dispatch.use(name)
+
+
+def test_forcing_a_backend_without_that_device_is_an_error(environment_backend):
+    environment_backend("native")
+    assert dispatch.routed("cpu") == "native"
+    # The native backend has no CUDA kernels: what the dispatcher runs for CUDA tensors refuses.
+    cuda_kernel = torch.ops.qubd.ctm_score.default.redispatch
+    with pytest.raises(RuntimeError, match="QUBD_BACKEND=native has no kernel for ctm_score on cuda"):
+        cuda_kernel(torch._C.DispatchKeySet("CUDA"), torch.zeros(2, 65536, dtype=torch.int64))
 
 
 @pytest.mark.parametrize("bits", [3, 8, 12])
@@ -238,6 +257,38 @@ def test_wide_matrices_are_walked_in_column_chunks(cpu_backend, bits):
             r"weights\[0\]",
         ),
         ("weight_histograms_batched", ([torch.randn(8, 8)], [0.0], [0.1], 17), "bits"),
+        # A grid from quant_grid has a finite lo and a delta > 0 (+inf for a constant tensor).
+        ("quantize_to_grid", (torch.randn(8, 8), 0.0, 0.0, 8), "delta must be > 0"),
+        ("quantize_to_grid", (torch.randn(8, 8), 0.0, -0.1, 8), "delta must be > 0"),
+        ("quantize_to_grid", (torch.randn(8, 8), 0.0, float("nan"), 8), "delta must be > 0"),
+        ("quantize_to_grid", (torch.randn(8, 8), 0.0, float("-inf"), 8), "delta must be > 0"),
+        ("quantize_to_grid", (torch.randn(8, 8), float("nan"), 0.1, 8), "lo must be a finite"),
+        ("quantize_to_grid", (torch.randn(8, 8), float("inf"), 0.1, 8), "lo must be a finite"),
+        ("weight_histograms", (torch.randn(8, 8), 0.0, 0.0, 8), "delta must be > 0"),
+        ("weight_histograms", (torch.randn(8, 8), float("nan"), 0.1, 8), "lo must be a finite"),
+        (
+            "weight_histograms_batched",
+            ([torch.randn(8, 8), torch.randn(8, 8)], [0.0, 0.0], [0.1, float("nan")], 8),
+            r"weights\[1\]: delta must be > 0",
+        ),
+        (
+            "weight_histograms_batched",
+            ([torch.randn(8, 8)], [float("nan")], [0.1], 8),
+            r"weights\[0\]: lo must be a finite",
+        ),
+        ("weight_histograms_batched", ([], [], [], 8), "at least one tensor"),
+        (
+            "ctm_score",
+            (torch.zeros(2, 1 << 16, dtype=torch.int64).index_fill_(1, torch.tensor([7]), -1),),
+            "negative",
+        ),
+        ("plane_histograms", (torch.zeros(8, 8, dtype=torch.int8), 4), "codes must be an integer tensor"),
+        ("plane_histograms", (torch.zeros(8, 8, dtype=torch.float32), 4), "codes must be an integer tensor"),
+        (
+            "plane_histograms",
+            (torch.zeros(8, 8, dtype=torch.complex64), 4),
+            "codes must be an integer tensor",
+        ),
     ],
 )
 def test_primitive_ops_check_their_input(cpu_backend, op, args, match):

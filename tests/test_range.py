@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import qubd  # noqa: F401  (declares the ops)
 from qubd.range import value_range
 
 
@@ -24,7 +25,7 @@ def test_clipped_range_equals_torch_quantile(n, clip, seed, ties):
     if ties:
         w = torch.round(w * 4) / 4
     q = (1 - clip / 100) / 2
-    lo, hi = value_range(w, clip)
+    lo, hi = value_range(w, clip, torch.ops.qubd.order_statistics)
     assert lo.item() == torch.quantile(w, q).item()
     assert hi.item() == torch.quantile(w, 1 - q).item()
     assert lo.dtype == hi.dtype == torch.float32
@@ -36,7 +37,7 @@ def test_range_equals_torch_quantile_on_every_backend(with_backend, backend):
     w = torch.randn(300, 301)
     for clip in (99.9, 99.0, 50.0, 100.0):
         q = (1 - clip / 100) / 2
-        lo, hi = value_range(w, clip)
+        lo, hi = value_range(w, clip, torch.ops.qubd.order_statistics)
         assert (lo.item(), hi.item()) == (
             torch.quantile(w.flatten(), q).item(),
             torch.quantile(w.flatten(), 1 - q).item(),
@@ -46,7 +47,7 @@ def test_range_equals_torch_quantile_on_every_backend(with_backend, backend):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_range_is_computed_in_float32(cpu_backend, dtype):
     w = torch.randn(50, 70).to(dtype)
-    lo, hi = value_range(w, 99.0)
+    lo, hi = value_range(w, 99.0, torch.ops.qubd.order_statistics)
     ref = w.float().flatten()
     assert lo.item() == torch.quantile(ref, 0.005).item()
     assert hi.item() == torch.quantile(ref, 0.995).item()
@@ -67,11 +68,11 @@ def test_range_past_torch_quantile_limit(cpu_backend):
         below, above = int(np.floor(rank)), int(np.ceil(rank))
         weight = torch.tensor([rank - below], dtype=torch.float32)
         expected.append(torch.lerp(torch.tensor([a[below]]), torch.tensor([a[above]]), weight).item())
-    lo, hi = value_range(w, clip)
+    lo, hi = value_range(w, clip, torch.ops.qubd.order_statistics)
     assert [lo.item(), hi.item()] == expected
 
 
 def test_min_max_range(cpu_backend):
     w = torch.randn(10, 10)
-    lo, hi = value_range(w, None)
+    lo, hi = value_range(w, None, torch.ops.qubd.order_statistics)
     assert (lo.item(), hi.item()) == (w.min().item(), w.max().item())

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qubd
-from qubd.backends import registry
+from qubd.ops import dispatch
 from qubd.range import quant_grid, value_range
 from qubd.reference import blocks, order_statistics, quantize
 
@@ -43,9 +43,9 @@ HALF_FLOATS = [torch.float32, torch.bfloat16, torch.float16]
 
 
 @pytest.fixture
-def triton_backend(monkeypatch):
-    monkeypatch.setenv("QUBD_BACKEND", "triton")
-    assert registry.load_backend("triton") is None, registry.load_backend("triton")
+def triton_backend(with_backend):
+    assert dispatch.unavailable("triton", "cpu") is None, dispatch.unavailable("triton", "cpu")
+    with_backend("triton")
 
 
 def random_weights(
@@ -63,7 +63,7 @@ def heavy_tailed(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 
 
 def grid(w: torch.Tensor, bits: int, clip: float | None) -> tuple[float, float, int]:
-    g = quant_grid(*value_range(w, clip), bits)
+    g = quant_grid(*value_range(w, clip, torch.ops.qubd.order_statistics), bits)
     return g.lo, g.delta, bits
 
 
@@ -72,10 +72,14 @@ def grid(w: torch.Tensor, bits: int, clip: float | None) -> tuple[float, float, 
 
 
 @interpreter
-def test_triton_backend_is_dispatched(triton_backend):
+def test_triton_backend_is_dispatched(triton_backend, monkeypatch):
     from qubd.backends.triton import histograms
 
-    assert registry.kernel_for("weight_histograms", "cpu") is histograms.weight_histograms
+    assert dispatch.routed("cpu") == "triton"
+    calls, real = [], histograms._histograms
+    monkeypatch.setattr(histograms, "_histograms", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    torch.ops.qubd.weight_histograms(torch.randn(8, 8), -3.0, 0.1, 4)
+    assert calls
 
 
 @interpreter
@@ -136,12 +140,11 @@ def test_random_inputs_equal_reference(rows, cols, bits, dtype, kind, clip, seed
     # Halves are exact up to the dtype's precision: 2**b - 1 + 0.5 needs b + 1 significant bits.
     exact_bits = {torch.float16: 10, torch.bfloat16: 7}.get(dtype, 16)
     w = _hypothesis_weights(kind, rows, cols, min(bits, exact_bits), dtype, seed)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("QUBD_BACKEND", "triton")
+    with dispatch.using("triton"):
         lo, delta, _ = grid(w, bits, clip)
         codes = torch.ops.qubd.quantize_to_grid(w, lo, delta, bits)
         hist = torch.ops.qubd.weight_histograms(w, lo, delta, bits)
-        env.setenv("QUBD_BACKEND", "torch")
+        dispatch.use("torch")
         assert (lo, delta) == grid(w, bits, clip)[:2]  # the range from the reference
     assert torch.equal(codes, quantize.quantize_to_grid(w, lo, delta, bits))
     assert torch.equal(hist, blocks.weight_histograms(w, lo, delta, bits))
@@ -213,7 +216,7 @@ def test_qubd_batched_equals_qubd_per_tensor(triton_backend, monkeypatch, clip):
     ws = [heavy_tailed(shape, seed=i).to(FLOATS[i % 4]) for i, shape in enumerate(shapes)]
     got = qubd.ops.qubd_batched(ws, 8, clip)
     assert torch.equal(got, torch.stack([qubd.ops.qubd(w, 8, clip) for w in ws]))
-    monkeypatch.setenv("QUBD_BACKEND", "native")  # same histograms; the CTM sum may round differently
+    dispatch.use("native")  # same histograms; the CTM sum may round differently
     native = torch.stack([qubd.ops.qubd(w, 8, clip) for w in ws])
     np.testing.assert_allclose(got.numpy(), native.numpy(), rtol=1e-12)
 
@@ -230,7 +233,7 @@ def test_score_report_equals_native(triton_backend, monkeypatch, clip):
     tensors["layer3.weight"][2, 5] = float("nan")
     tensors["layer1.bias"] = torch.randn(16)
     triton_report = qubd.score(tensors, bits=6, clip=clip, baseline="shuffle", repeats=2, nonfinite="skip")
-    monkeypatch.setenv("QUBD_BACKEND", "native")
+    dispatch.use("native")
     native_report = qubd.score(tensors, bits=6, clip=clip, baseline="shuffle", repeats=2, nonfinite="skip")
     assert [t.skipped for t in triton_report.tensors] == [t.skipped for t in native_report.tensors]
     assert triton_report.tensors[3].skipped == "non-finite values (1 NaN/Inf)"
@@ -345,7 +348,7 @@ def test_order_statistics_refuse_non_finite(triton_backend, dtype, bad):
 def test_robust_range_equals_torch_quantile(triton_backend, clip):
     w = heavy_tailed((64, 77), seed=13)
     q = (1 - clip / 100) / 2
-    lo, hi = value_range(w, clip)
+    lo, hi = value_range(w, clip, torch.ops.qubd.order_statistics)
     assert lo.item() == torch.quantile(w.reshape(-1), q).item()
     assert hi.item() == torch.quantile(w.reshape(-1), 1 - q).item()
 
@@ -356,11 +359,11 @@ def test_robust_range_equals_torch_quantile(triton_backend, clip):
 
 
 def _reference_grid(monkeypatch, w: torch.Tensor, bits: int, clip: float | None) -> tuple[float, float, int]:
-    monkeypatch.setenv("QUBD_BACKEND", "torch")
+    dispatch.use("torch")
     try:
         return grid(w, bits, clip)
     finally:
-        monkeypatch.setenv("QUBD_BACKEND", "triton")
+        dispatch.use("triton")
 
 
 @pytest.mark.cuda
@@ -444,7 +447,7 @@ def test_cuda_qubd_batched_equals_cpu(triton_backend, monkeypatch, clip):
     ws = [random_weights(shape, FLOATS[i % 4], seed=i) for i, shape in enumerate(shapes)]
     got = qubd.ops.qubd_batched([w.cuda() for w in ws], 8, clip).cpu()
     assert torch.equal(got, torch.stack([qubd.ops.qubd(w.cuda(), 8, clip) for w in ws]).cpu())
-    monkeypatch.setenv("QUBD_BACKEND", "native")
+    dispatch.use("native")
     native = torch.stack([qubd.ops.qubd(w, 8, clip) for w in ws])
     np.testing.assert_allclose(got.numpy(), native.numpy(), rtol=1e-12)
 

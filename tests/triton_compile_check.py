@@ -17,6 +17,7 @@ import os
 import sys
 
 import triton
+import triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
@@ -32,39 +33,57 @@ def _compute(src: str) -> str:
 
 
 def histogram_cases():
-    kernel = histograms._block_histograms_kernel
     # Python ints reach a kernel as i32, or i64 past 2**31 (the sizes of very large tensors).
-    for (src, from_weights, bits), (batched, index) in itertools.product(
+    for (src, from_weights, bits), index in itertools.product(
         [(p, True, 8) for p in FLOAT_POINTERS.values()]
         + [("*fp32", True, 16), ("*bf16", True, 3)]
         + [(p, False, b) for p, b in (("*u8", 1), ("*u8", 8), ("*i16", 11), ("*i32", 16), ("*i64", 5))],
-        ((False, "i32"), (False, "i64"), (True, "i32")),
+        ("i32", "i64"),
     ):
-        if batched and not from_weights:
-            continue  # only weights are batched (weight_histograms_batched)
         signature = {
             "src_ptr": src,
-            "lo_ptr": _compute(src) if from_weights else "*i64",
-            "delta_ptr": _compute(src) if from_weights else "*i64",
+            "lo_ptr": _compute(src) if from_weights else "constexpr",
+            "delta_ptr": _compute(src) if from_weights else "constexpr",
             "hist_ptr": "*i32",
             "hot_ptr": "*i64",
             **dict.fromkeys(("n_cols", "n_block_rows", "n_block_cols", "n_tile_cols", "n_tiles"), index),
             "copies": "i32",
-            "segments_ptr": "*i64",
-            "programs_ptr": "*i32" if batched else "*i64",
         }
-        tile_cols = histograms.BATCH_TILE_COLS if batched else histograms.MAX_TILE_BLOCK_COLS
         constexprs = {
             "BITS": bits,
             "FROM_WEIGHTS": from_weights,
-            "BATCHED": batched,
-            "TILE_ROWS": histograms.TILE_BLOCKS // tile_cols,
-            "TILE_COLS": tile_cols,
+            "TILE_ROWS": histograms.TILE_BLOCKS // histograms.MAX_TILE_BLOCK_COLS,
+            "TILE_COLS": histograms.MAX_TILE_BLOCK_COLS,
             "PLANES": triton.next_power_of_2(bits),
         }
-        if batched or index == "i32":  # an int argument equal to 1 is specialised as a constant
+        if not from_weights:  # integer codes: no grid (None)
+            constexprs.update(lo_ptr=None, delta_ptr=None)
+        if index == "i32":  # an int argument equal to 1 is specialised as a constant
             constexprs["copies"] = 1
-        yield kernel, signature, constexprs, {"num_warps": histograms.NUM_WARPS, "enable_fp_fusion": False}
+        yield histograms._histograms_kernel, signature, constexprs, HISTOGRAM_OPTIONS
+    elements = {"*fp32": tl.float32, "*bf16": tl.bfloat16, "*fp16": tl.float16, "*fp64": tl.float64}
+    assert set(elements.values()) == set(histograms.ELEMENT_TYPES.values())
+    for src, bits in [(p, 8) for p in FLOAT_POINTERS.values()] + [("*fp32", 16), ("*bf16", 3)]:
+        signature = {
+            "src_table_ptr": "*i64",
+            "lo_ptr": _compute(src),
+            "delta_ptr": _compute(src),
+            "hist_ptr": "*i32",
+            "hot_ptr": "*i64",
+            "segments_ptr": "*i64",
+            "programs_ptr": "*i32",
+        }
+        constexprs = {
+            "ELEMENT": elements[src],
+            "BITS": bits,
+            "TILE_ROWS": histograms.TILE_BLOCKS // histograms.BATCH_TILE_COLS,
+            "TILE_COLS": histograms.BATCH_TILE_COLS,
+            "PLANES": triton.next_power_of_2(bits),
+        }
+        yield histograms._batched_histograms_kernel, signature, constexprs, HISTOGRAM_OPTIONS
+
+
+HISTOGRAM_OPTIONS = {"num_warps": histograms.NUM_WARPS, "enable_fp_fusion": False}
 
 
 def quantize_cases():

@@ -1,4 +1,4 @@
-"""The native C++/OpenMP kernels (``qubd._C``) registered for CPU tensors."""
+"""The native C++/OpenMP kernels (``qubd._C``), for CPU tensors."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import torch
 
 from qubd import _C
-from qubd.backends.registry import register_kernel
 from qubd.ctm.tables import BLOCK_CODES, ctm16
 from qubd.range import compute_dtype
 from qubd.reference.quantize import code_dtype
+
+DEVICE_TYPES = ("cpu",)
 
 # Dtype numbering shared with src/qubd/elements.h (enum class DType).
 DTYPE_CODES = {
@@ -36,14 +37,12 @@ def _histograms(bits: int) -> torch.Tensor:
     return torch.empty(bits, BLOCK_CODES, dtype=torch.int64)
 
 
-@register_kernel("order_statistics", "native", ("cpu",))
 def order_statistics(w: torch.Tensor, ranks: list[int]) -> torch.Tensor:
     w = w.contiguous()
     values = _C.order_statistics(w.data_ptr(), _dtype_code(w), w.numel(), list(ranks))
     return torch.tensor(values, dtype=compute_dtype(w.dtype))
 
 
-@register_kernel("quantize_to_grid", "native", ("cpu",))
 def quantize_to_grid(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.Tensor:
     w = w.contiguous()
     codes = torch.empty(w.shape, dtype=code_dtype(bits))
@@ -51,7 +50,6 @@ def quantize_to_grid(w: torch.Tensor, lo: float, delta: float, bits: int) -> tor
     return codes
 
 
-@register_kernel("plane_histograms", "native", ("cpu",))
 def plane_histograms(q: torch.Tensor, bits: int) -> torch.Tensor:
     q = q.contiguous()
     hist = _histograms(bits)
@@ -59,12 +57,10 @@ def plane_histograms(q: torch.Tensor, bits: int) -> torch.Tensor:
     return hist
 
 
-@register_kernel("weight_histograms", "native", ("cpu",))
 def weight_histograms(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.Tensor:
     return weight_histograms_batched([w], [lo], [delta], bits)[0]
 
 
-@register_kernel("weight_histograms_batched", "native", ("cpu",))
 def weight_histograms_batched(
     ws: Sequence[torch.Tensor], lo: Sequence[float], delta: Sequence[float], bits: int
 ) -> torch.Tensor:
@@ -78,7 +74,6 @@ def weight_histograms_batched(
     return hist
 
 
-@register_kernel("ctm_score", "native", ("cpu",))
 def ctm_score(histograms: torch.Tensor) -> torch.Tensor:
     histograms = histograms.contiguous()
     table = ctm16("cpu")

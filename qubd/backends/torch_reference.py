@@ -1,13 +1,11 @@
-"""The plain-torch reference registered as a backend for every device (``QUBD_BACKEND=torch``)."""
+"""The plain-torch reference (``qubd.reference``) as a backend: every device, and the default kernel
+of every primitive op (``QUBD_BACKEND=torch`` runs it everywhere)."""
 
-from qubd.backends.registry import register_kernel
-from qubd.reference import blocks, ctm_score, order_statistics, quantize
+# The kernel of each primitive op, named as the op (qubd.ops.dispatch registers them).
+# ruff: noqa: F401
+from qubd.reference.blocks import plane_histograms, weight_histograms, weight_histograms_batched
+from qubd.reference.ctm_score import ctm_score
+from qubd.reference.order_statistics import order_statistics
+from qubd.reference.quantize import quantize_to_grid
 
-DEVICES = ("cpu", "cuda")
-
-register_kernel("order_statistics", "torch", DEVICES)(order_statistics.order_statistics)
-register_kernel("quantize_to_grid", "torch", DEVICES)(quantize.quantize_to_grid)
-register_kernel("plane_histograms", "torch", DEVICES)(blocks.plane_histograms)
-register_kernel("weight_histograms", "torch", DEVICES)(blocks.weight_histograms)
-register_kernel("weight_histograms_batched", "torch", DEVICES)(blocks.weight_histograms_batched)
-register_kernel("ctm_score", "torch", DEVICES)(ctm_score.ctm_score)
+DEVICE_TYPES = ("cpu", "cuda")

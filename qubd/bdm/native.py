@@ -3,8 +3,8 @@
 ``qubd._C`` counts the raw blocks of a symbol sequence (block codes, radix sort, run lengths),
 normalises block codes (decode, relabel in order of first appearance, encode) and looks normalised
 codes up in a hash table of the CTM table (about one cache miss a block, where a search in the
-sorted table of millions of keys costs several). Used when the native backend loads and
-``QUBD_BACKEND`` does not force another one; the torch code in
+sorted table of millions of keys costs several). Used when the native backend runs the ops on CPU
+tensors (``qubd.ops.dispatch.routed``); the torch code in
 :mod:`qubd.bdm.core`, :mod:`qubd.bdm.blocks` and :mod:`qubd.bdm.lookup` is the reference and runs on
 every other device (tests compare both).
 """
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qubd.backends.registry import forced_backend, load_backend
 from qubd.ctm.tables import load_table
+from qubd.ops import dispatch
 
 
 def available(t: torch.Tensor) -> bool:
     """Whether the native kernels take ``t`` (a CPU tensor) now."""
-    return t.device.type == "cpu" and forced_backend() in (None, "native") and load_backend("native") is None
+    return t.device.type == "cpu" and dispatch.routed("cpu") == "native"
 
 
 def block_counts(x: torch.Tensor, length: int, nsymbols: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -70,5 +70,5 @@ def _ctm16_cpu() -> torch.Tensor:
 
 @cache
 def ctm16(device: torch.device | str = "cpu") -> torch.Tensor:
-    """float64 [65536]: CTM value of every raw 4x4 binary block code (see ``qubd.blocks``)."""
+    """float64 [65536]: CTM value of every raw 4x4 binary block code (see ``qubd.reference.blocks``)."""
     return _ctm16_cpu().to(device)

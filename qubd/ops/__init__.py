@@ -1,5 +1,6 @@
 """The public ops. Each is a ``torch.ops.qubd`` op (schema in ``qubd.ops.library``), callable on
-CPU or CUDA tensors; the backend is chosen per device (``QUBD_BACKEND`` forces one)."""
+CPU or CUDA tensors; torch's dispatcher runs the kernels of the tensor's device
+(``qubd.ops.dispatch``; ``QUBD_BACKEND`` forces one backend)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from collections.abc import Iterable
 
 import torch
 
-from qubd.ops import library as _library  # noqa: F401  (declares the ops)
-from qubd.ops import validation
+from qubd.ops import dispatch, validation
+
+dispatch.use_environment()
 
 
 def quantize(w: torch.Tensor, bits: int, clip: float | None = None) -> torch.Tensor:
@@ -17,9 +19,11 @@ def quantize(w: torch.Tensor, bits: int, clip: float | None = None) -> torch.Ten
     uint8 for bits <= 8, int32 above. ``clip`` is a percentile (e.g. 99.9) for a robust range,
     None for min/max.
     """
-    validation.check_bits(bits)  # here too: the op schema would turn True into 1
-    validation.check_clip(clip)
-    return torch.ops.qubd.quantize(w, bits, clip)
+    # Checked here, not only in the op: its schema would turn bits=True into 1.
+    return _quantize(w, bits, clip)
+
+
+_quantize = validation.checked(validation.check_quantize, torch.ops.qubd.quantize)
 
 
 def plane_histograms(q: torch.Tensor, bits: int) -> torch.Tensor:
@@ -41,9 +45,10 @@ def qubd(w: torch.Tensor, bits: int = 8, clip: float | None = None) -> torch.Ten
 
     The complexity of ``w`` is the sum. ``clip``: percentile for a robust range, None for min/max.
     """
-    validation.check_bits(bits)
-    validation.check_clip(clip)
-    return torch.ops.qubd.qubd(w, bits, clip)
+    return _qubd(w, bits, clip)
+
+
+_qubd = validation.checked(validation.check_qubd, torch.ops.qubd.qubd)
 
 
 def qubd_batched(ws: Iterable[torch.Tensor], bits: int = 8, clip: float | None = None) -> torch.Tensor:
@@ -53,16 +58,19 @@ def qubd_batched(ws: Iterable[torch.Tensor], bits: int = 8, clip: float | None =
     computed in one kernel launch, and without ``clip`` their ranges cost one device sync in all, so
     hundreds of small tensors do not each pay launch and sync overhead.
     """
-    validation.check_bits(bits)
-    validation.check_clip(clip)
     if isinstance(ws, torch.Tensor):
         raise TypeError("ws must be a sequence of torch.Tensor (use qubd for a single tensor)")
     ws = list(ws)
     if not all(isinstance(w, torch.Tensor) for w in ws):
         raise TypeError("ws must be a sequence of torch.Tensor (use qubd for a single tensor)")
     if not ws:
+        validation.check_bits(bits)
+        validation.check_clip(clip)
         return torch.empty(0, bits, dtype=torch.float64)
-    return torch.ops.qubd.qubd_batched(ws, bits, clip)
+    return _qubd_batched(ws, bits, clip)
+
+
+_qubd_batched = validation.checked(validation.check_qubd_batched, torch.ops.qubd.qubd_batched)
 
 
 __all__ = ["bdm", "plane_histograms", "quantize", "qubd", "qubd_batched"]

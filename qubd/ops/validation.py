@@ -1,6 +1,18 @@
-"""Input checks shared by every backend: bad input is a ValueError naming the problem."""
+"""Argument checks of the qubd ops: bad input is a ValueError (TypeError for a wrong type) naming the
+argument or tensor and the problem.
+
+Every op checks its arguments once, when it is entered from outside qubd (:func:`checked`): the ops
+it calls itself, and the kernels below them, trust what the outer op checked and computed. The
+fakes (``register_fake`` in ``qubd.ops.library``) run the same checks of shapes, dtypes and scalars;
+checks that read tensor values (codes in range, counts not negative) run on real tensors only.
+"""
 
 from __future__ import annotations
+
+import contextvars
+import functools
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -8,6 +20,28 @@ from qubd.ctm.tables import BLOCK_CODES
 
 MAX_BITS = 16
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+# The integer codes every backend reads (bool: one bit-plane).
+CODE_DTYPES = (torch.bool, torch.uint8, torch.int16, torch.int32, torch.int64)
+
+# True while a qubd op runs whose arguments were checked on entry.
+_checked_by_caller = contextvars.ContextVar("qubd_checked_by_caller", default=False)
+
+
+def checked(check: Callable[..., None], fn: Callable) -> Callable:
+    """``fn`` whose arguments ``check`` validates first, unless an enclosing qubd op already has."""
+
+    @functools.wraps(fn)
+    def run(*args):
+        if _checked_by_caller.get():
+            return fn(*args)
+        check(*args)
+        token = _checked_by_caller.set(True)
+        try:
+            return fn(*args)
+        finally:
+            _checked_by_caller.reset(token)
+
+    return run
 
 
 def check_bits(bits: int) -> None:
@@ -43,20 +77,6 @@ def as_matrix(x: torch.Tensor, what: str) -> torch.Tensor:
     return m
 
 
-def check_codes(q: torch.Tensor, bits: int) -> None:
-    check_tensor(q, "codes")
-    check_bits(bits)
-    if q.dtype == torch.bool:
-        if bits != 1:
-            raise ValueError(f"boolean codes have 1 bit-plane, got bits={bits}")
-        return
-    if q.dtype.is_floating_point or q.dtype.is_complex:
-        raise ValueError(f"codes must be an integer or bool tensor, got {q.dtype}")
-    lo, hi = (int(v) for v in torch.aminmax(q))
-    if lo < 0 or hi >= 2**bits:
-        raise ValueError(f"codes must lie in [0, {2**bits - 1}] for bits={bits}; found [{lo}, {hi}]")
-
-
 def check_binary(x: torch.Tensor) -> None:
     check_tensor(x, "input")
     if x.dtype == torch.bool:
@@ -72,20 +92,60 @@ def check_matrix(x: torch.Tensor, what: str) -> None:
         raise ValueError(f"{what} must be a 2D matrix, got shape {list(x.shape)}")
 
 
-def check_float_values(w: torch.Tensor, what: str = "weights") -> None:
+def check_float_values(w: object, what: str = "weights") -> None:
     check_tensor(w, what)
     if w.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{what} must be float32, float16, bfloat16 or float64, got {w.dtype}")
 
 
-def check_one_device(ws: list[torch.Tensor]) -> None:
+def check_one_device(ws: Sequence[torch.Tensor]) -> None:
     devices = {w.device for w in ws}
     if len(devices) > 1:
         raise ValueError(f"all tensors of a batch must be on one device, got {sorted(map(str, devices))}")
 
 
-# The primitive ops' own checks, run before any backend's kernel (qubd/ops/library.py), so that a
-# direct torch.ops.qubd call can never hand a kernel something it would misread.
+def check_grid(lo: float, delta: float, what: str = "") -> None:
+    """A grid from ``qubd.range.quant_grid``: finite ``lo``; ``delta`` > 0 (+inf: every code 0)."""
+    if not math.isfinite(lo):
+        raise ValueError(f"{what}lo must be a finite number, got {lo!r}")
+    if not delta > 0:  # also NaN
+        raise ValueError(f"{what}delta must be > 0 (+inf for a constant tensor), got {delta!r}")
+
+
+# The public composite ops' checks.
+
+
+def check_quantize(w: torch.Tensor, bits: int, clip: float | None = None) -> None:
+    check_bits(bits)
+    check_clip(clip)
+    check_float_values(w)
+
+
+def check_qubd(w: torch.Tensor, bits: int = 8, clip: float | None = None) -> None:
+    check_bits(bits)
+    check_clip(clip)
+    as_matrix(check_tensor(w, "weights"), "weights")
+    check_float_values(w)
+
+
+def check_qubd_batched(ws: Sequence[torch.Tensor], bits: int = 8, clip: float | None = None) -> None:
+    check_bits(bits)
+    check_clip(clip)
+    for i, w in enumerate(ws):
+        check_float_values(w, f"weights[{i}]")
+        as_matrix(w, f"weights[{i}]")
+    check_one_device(ws)
+
+
+def check_bdm(x: torch.Tensor) -> None:
+    check_binary(x)
+    if x.ndim != 2:
+        raise ValueError(f"bdm takes a 2D binary array, got shape {list(x.shape)}")
+    as_matrix(x, "input")
+
+
+# The primitive ops' checks of shapes, dtypes and scalars (run in the fakes too), so that a direct
+# torch.ops.qubd call can never hand a kernel something it would misread.
 
 
 def _order_statistics(w: torch.Tensor, ranks: list[int]) -> None:
@@ -98,12 +158,12 @@ def _order_statistics(w: torch.Tensor, ranks: list[int]) -> None:
 def _quantize_to_grid(w: torch.Tensor, lo: float, delta: float, bits: int) -> None:
     check_float_values(w)
     check_bits(bits)
+    check_grid(lo, delta)
 
 
 def _weight_histograms(w: torch.Tensor, lo: float, delta: float, bits: int) -> None:
-    check_float_values(w)
+    _quantize_to_grid(w, lo, delta, bits)
     check_matrix(w, "weights")
-    check_bits(bits)
 
 
 def _weight_histograms_batched(
@@ -113,15 +173,24 @@ def _weight_histograms_batched(
         raise ValueError(
             f"ws, lo and delta must have one entry per tensor; got {len(ws)}, {len(lo)}, {len(delta)}"
         )
+    if not ws:
+        raise ValueError("ws must hold at least one tensor")
     check_bits(bits)
-    for i, w in enumerate(ws):
+    for i, (w, a, d) in enumerate(zip(ws, lo, delta, strict=True)):
         check_float_values(w, f"weights[{i}]")
         check_matrix(w, f"weights[{i}]")
+        check_grid(a, d, what=f"weights[{i}]: ")
     check_one_device(ws)
 
 
 def _plane_histograms(q: torch.Tensor, bits: int) -> None:
-    check_codes(q, bits)
+    check_tensor(q, "codes")
+    check_bits(bits)
+    if q.dtype not in CODE_DTYPES:
+        names = ", ".join(str(d).removeprefix("torch.") for d in CODE_DTYPES)
+        raise ValueError(f"codes must be an integer tensor ({names}), got {q.dtype}")
+    if q.dtype == torch.bool and bits != 1:
+        raise ValueError(f"boolean codes have 1 bit-plane, got bits={bits}")
     check_matrix(q, "codes")
 
 
@@ -132,7 +201,7 @@ def _ctm_score(histograms: torch.Tensor) -> None:
         raise ValueError(f"histograms must be int64 [planes, {BLOCK_CODES}], got {got}")
 
 
-PRIMITIVE_CHECKS = {
+SHAPE_CHECKS = {
     "order_statistics": _order_statistics,
     "quantize_to_grid": _quantize_to_grid,
     "weight_histograms": _weight_histograms,
@@ -140,3 +209,22 @@ PRIMITIVE_CHECKS = {
     "plane_histograms": _plane_histograms,
     "ctm_score": _ctm_score,
 }
+
+
+def _codes_in_range(q: torch.Tensor, bits: int) -> None:
+    _plane_histograms(q, bits)
+    if q.dtype == torch.bool:
+        return
+    lo, hi = (int(v) for v in torch.aminmax(q))
+    if lo < 0 or hi >= 2**bits:
+        raise ValueError(f"codes must lie in [0, {2**bits - 1}] for bits={bits}; found [{lo}, {hi}]")
+
+
+def _counts_not_negative(histograms: torch.Tensor) -> None:
+    _ctm_score(histograms)
+    if histograms.numel() and int(histograms.min()) < 0:
+        raise ValueError("histograms must hold counts >= 0, found a negative count")
+
+
+# The primitive ops' full checks, run before their kernels on real tensors.
+PRIMITIVE_CHECKS = {**SHAPE_CHECKS, "plane_histograms": _codes_in_range, "ctm_score": _counts_not_negative}

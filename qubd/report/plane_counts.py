@@ -42,7 +42,9 @@ def scores_and_ones(
         matrices.append(validation.as_matrix(w, name).contiguous())
     validation.check_one_device(ws)
     grids = []
-    for (lo, hi), name in zip(value_ranges(ws, clip, names), names, strict=True):
+    for (lo, hi), name in zip(
+        value_ranges(ws, clip, torch.ops.qubd.order_statistics, names), names, strict=True
+    ):
         try:
             grids.append(quant_grid(lo, hi, bits))
         except ValueError as err:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from qubd.range import needs_float64, span_below_minimum
+from qubd import ops  # noqa: F401  (declares torch.ops.qubd)
+from qubd.range import MIN_SPAN, compute_dtype, value_range
 
 FLOAT64_GRID = "quantised in float64 (range too wide for float32)"
 TINY_SPAN = "span below 1e-8: all codes 0"
@@ -23,3 +24,18 @@ def tiny_span_note(w: torch.Tensor, planes: list[float], clip: float | None) -> 
     if len(set(planes)) != 1:
         return None
     return TINY_SPAN if span_below_minimum(w, clip) else None
+
+
+def needs_float64(w: torch.Tensor, clip: float | None) -> bool:
+    """True when the finite weights ``w`` have a range whose grid float32 cannot hold (``hi - lo``
+    overflows, e.g. weights near +-3.4e38): such a tensor is quantised in float64 instead."""
+    if compute_dtype(w.dtype) == torch.float64:
+        return False
+    lo, hi = value_range(w, clip, torch.ops.qubd.order_statistics)
+    return not bool(torch.isfinite(hi - lo))
+
+
+def span_below_minimum(w: torch.Tensor, clip: float | None) -> bool:
+    """True when ``w``'s span is below ``MIN_SPAN``: every weight is quantised to code 0."""
+    lo, hi = value_range(w, clip, torch.ops.qubd.order_statistics)
+    return bool(hi - lo < MIN_SPAN)

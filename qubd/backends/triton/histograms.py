@@ -1,10 +1,12 @@
 """Per-plane histograms of 4x4 block codes: one fused pass over the weights (or integer codes).
 
-One kernel, ``_block_histograms_kernel``, parametrised by constexprs: the input kind (float weights,
-quantised in registers, or integer codes), the bit width, and whether it runs over one matrix or a
-batch of many. Each program of a persistent launch loops over tiles of ``TILE_ROWS x TILE_COLS``
-whole 4x4 blocks, reading every element once in its stored dtype; a thread holds whole blocks, so a
-block's 16-bit code for every bit-plane is formed in registers (bit tricks in ``_slab_bytes``).
+Two thin kernels share one tile routine, ``_count_tiles``: ``_histograms_kernel`` runs over one
+matrix (float weights, quantised in registers, or integer codes), ``_batched_histograms_kernel``
+over many weight matrices, each program on one of them (found through a table of data pointers and
+a per-tensor record of ``SEGMENT_FIELDS``). Each program of a persistent launch loops over tiles of
+``TILE_ROWS x TILE_COLS`` whole 4x4 blocks, reading every element once in its stored dtype; a thread
+holds whole blocks, so a block's 16-bit code for every bit-plane is formed in registers (bit tricks
+in ``_slab_bytes``).
 Counting, privatised so that the codes dominating a plane do not serialise on one address:
 
 * the two codes that dominate near-constant planes, 0x0000 and 0xFFFF, in per-thread registers,
@@ -42,6 +44,23 @@ BATCH_TILE_COLS = 16
 # Larger tensors get a launch of their own: their pass over the weights dwarfs its fixed costs.
 BATCH_MAX_ELEMENTS = 2**24
 ALL_ONES = BLOCK_CODES - 1
+CODES = tl.constexpr(BLOCK_CODES)
+# The hot codes, counted apart: 0x0000 and 0xFFFF, in this order in the [..., BITS, 2] hot counts.
+HOT_CODES = tl.constexpr(2)
+
+# A batched launch's record of each tensor: int64 [tensors, len(SEGMENT_FIELDS)], fields in this order.
+SEGMENT_FIELDS = ("n_cols", "n_block_rows", "n_block_cols", "n_tile_cols", "n_tiles", "programs")
+SEGMENT_SIZE = tl.constexpr(len(SEGMENT_FIELDS))
+N_COLS, N_BLOCK_ROWS, N_BLOCK_COLS, N_TILE_COLS, N_TILES, PROGRAMS = (
+    tl.constexpr(i) for i in range(len(SEGMENT_FIELDS))
+)
+# The Triton type of each weight dtype (a batched launch reaches its tensors by address).
+ELEMENT_TYPES = {
+    torch.float32: tl.float32,
+    torch.float16: tl.float16,
+    torch.bfloat16: tl.bfloat16,
+    torch.float64: tl.float64,
+}
 
 
 @triton.jit
@@ -79,53 +98,26 @@ def _slab_bytes(top, bottom, planes):
 
 
 @triton.jit
-def _block_histograms_kernel(
+def _count_tiles(
     src_ptr,
-    lo_ptr,  # [1] (BATCHED: [tensors]) grid origin, compute dtype
-    delta_ptr,  # [1] (BATCHED: [tensors]) grid step, compute dtype
-    hist_ptr,  # int32 [copies, BITS, 65536] (BATCHED: [tensors, BITS, 65536]), zeroed: all codes but hot ones
-    hot_ptr,  # int64 [BITS, 2] (BATCHED: [tensors, BITS, 2]), zeroed: counts of 0x0000 and 0xFFFF
+    lo,
+    delta,
+    hist_ptr,  # int32 [BITS, CODES], zeroed: this program's counts of every code but the hot ones
+    hot_ptr,  # int64 [BITS, HOT_CODES], zeroed: counts of 0x0000 and 0xFFFF
     n_cols,
     n_block_rows,
     n_block_cols,
     n_tile_cols,
     n_tiles,
-    copies,
-    segments_ptr,  # BATCHED: int64 [tensors, SEGMENT_FIELDS], the per-tensor values of the scalars above
-    programs_ptr,  # BATCHED: int32 [programs, 2]: the tensor of each program and its rank among the tensor's
+    first_tile,
+    stride,
     BITS: tl.constexpr,
     FROM_WEIGHTS: tl.constexpr,  # True: float weights to quantise; False: integer codes
-    BATCHED: tl.constexpr,  # True: many tensors, each program working on one of them
     TILE_ROWS: tl.constexpr,  # block rows per tile
     TILE_COLS: tl.constexpr,  # block columns per tile
     PLANES: tl.constexpr,  # BITS rounded up to a power of two
 ):
-    pid = tl.program_id(0)
-    if BATCHED:
-        tensor = tl.load(programs_ptr + 2 * pid).to(tl.int64)
-        rank = tl.load(programs_ptr + 2 * pid + 1)
-        segment = segments_ptr + tensor * 7
-        src_ptr += tl.load(segment)  # element offset from the first tensor
-        n_cols = tl.load(segment + 1)
-        n_block_rows = tl.load(segment + 2)
-        n_block_cols = tl.load(segment + 3)
-        n_tile_cols = tl.load(segment + 4)
-        n_tiles = tl.load(segment + 5)
-        stride = tl.load(segment + 6).to(tl.int32)  # programs working on this tensor
-        lo_ptr += tensor
-        delta_ptr += tensor
-        hist_ptr += tensor * BITS * 65536
-        hot_ptr += tensor * BITS * 2
-    else:
-        rank = pid
-        stride = tl.num_programs(0)
-        hist_ptr += (pid % copies).to(tl.int64) * BITS * 65536
-    lo = 0.0
-    delta = 1.0
-    if FROM_WEIGHTS:
-        lo = tl.load(lo_ptr)
-        delta = tl.load(delta_ptr)
-
+    """Count the block codes of tiles ``first_tile, first_tile + stride, ...`` of one matrix."""
     # Every thread holds whole blocks: a block row's 4 cells are contiguous (one vector load) and
     # the 4 rows are 4 loads with the same layout, so forming a block's code never crosses threads.
     cell = tl.arange(0, 4)[None, None, :]
@@ -134,7 +126,7 @@ def _block_histograms_kernel(
     zeros_seen = tl.zeros([PLANES, TILE_ROWS, TILE_COLS], dtype=tl.int32)
     ones_seen = tl.zeros([PLANES, TILE_ROWS, TILE_COLS], dtype=tl.int32)
 
-    for tile in range(rank, n_tiles, stride):
+    for tile in range(first_tile, n_tiles, stride):
         block_row = tl.cast(tile // n_tile_cols, tl.int64) * TILE_ROWS + tl.arange(0, TILE_ROWS)
         block_col = tl.cast(tile % n_tile_cols, tl.int64) * TILE_COLS + tl.arange(0, TILE_COLS)
         block_ok = (block_row < n_block_rows)[:, None] & (block_col < n_block_cols)[None, :]
@@ -157,18 +149,79 @@ def _block_histograms_kernel(
 
         counted = block_ok[None, :, :] & (planes < BITS)
         is_zero = counted & (code == 0)
-        is_ones = counted & (code == 0xFFFF)
+        is_ones = counted & (code == CODES - 1)
         zeros_seen += is_zero.to(tl.int32)
         ones_seen += is_ones.to(tl.int32)
         cold = counted & ~is_zero & ~is_ones
-        tl.atomic_add(hist_ptr + planes * 65536 + code.to(tl.int32), 1, mask=cold, sem="relaxed")
+        tl.atomic_add(hist_ptr + planes * CODES + code.to(tl.int32), 1, mask=cold, sem="relaxed")
 
     plane_ids = tl.arange(0, PLANES)
     in_range = plane_ids < BITS
     zeros_total = tl.sum(tl.sum(zeros_seen, axis=2), axis=1).to(tl.int64)
     ones_total = tl.sum(tl.sum(ones_seen, axis=2), axis=1).to(tl.int64)
-    tl.atomic_add(hot_ptr + plane_ids * 2, zeros_total, mask=in_range, sem="relaxed")
-    tl.atomic_add(hot_ptr + plane_ids * 2 + 1, ones_total, mask=in_range, sem="relaxed")
+    tl.atomic_add(hot_ptr + plane_ids * HOT_CODES, zeros_total, mask=in_range, sem="relaxed")
+    tl.atomic_add(hot_ptr + plane_ids * HOT_CODES + 1, ones_total, mask=in_range, sem="relaxed")
+
+
+@triton.jit
+def _histograms_kernel(
+    src_ptr,
+    lo_ptr,  # [1] grid origin, compute dtype; None for integer codes
+    delta_ptr,  # [1] grid step, compute dtype; None for integer codes
+    hist_ptr,  # int32 [copies, BITS, CODES], zeroed
+    hot_ptr,  # int64 [BITS, HOT_CODES], zeroed
+    n_cols,
+    n_block_rows,
+    n_block_cols,
+    n_tile_cols,
+    n_tiles,
+    copies,  # private histogram copies: program i counts into copy i % copies
+    BITS: tl.constexpr,
+    FROM_WEIGHTS: tl.constexpr,
+    TILE_ROWS: tl.constexpr,
+    TILE_COLS: tl.constexpr,
+    PLANES: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    lo = 0.0
+    delta = 1.0
+    if FROM_WEIGHTS:
+        lo = tl.load(lo_ptr)
+        delta = tl.load(delta_ptr)
+    copy_ptr = hist_ptr + (pid % copies).to(tl.int64) * BITS * CODES
+    _count_tiles(
+        src_ptr, lo, delta, copy_ptr, hot_ptr, n_cols, n_block_rows, n_block_cols, n_tile_cols, n_tiles,
+        pid, tl.num_programs(0), BITS, FROM_WEIGHTS, TILE_ROWS, TILE_COLS, PLANES,
+    )  # fmt: skip
+
+
+@triton.jit
+def _batched_histograms_kernel(
+    src_table_ptr,  # int64 [tensors]: the data pointer of each weight matrix
+    lo_ptr,  # [tensors] grid origins, compute dtype
+    delta_ptr,  # [tensors] grid steps, compute dtype
+    hist_ptr,  # int32 [tensors, BITS, CODES], zeroed
+    hot_ptr,  # int64 [tensors, BITS, HOT_CODES], zeroed
+    segments_ptr,  # int64 [tensors, SEGMENT_SIZE]: each tensor's record (SEGMENT_FIELDS)
+    programs_ptr,  # int32 [programs, 2]: the tensor of each program and its rank among the tensor's
+    ELEMENT: tl.constexpr,  # the weights' Triton dtype (one per launch)
+    BITS: tl.constexpr,
+    TILE_ROWS: tl.constexpr,
+    TILE_COLS: tl.constexpr,
+    PLANES: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    tensor = tl.load(programs_ptr + 2 * pid).to(tl.int64)
+    rank = tl.load(programs_ptr + 2 * pid + 1)
+    segment = segments_ptr + tensor * SEGMENT_SIZE
+    src_ptr = tl.load(src_table_ptr + tensor).to(tl.pointer_type(ELEMENT))
+    _count_tiles(
+        src_ptr, tl.load(lo_ptr + tensor), tl.load(delta_ptr + tensor),
+        hist_ptr + tensor * BITS * CODES, hot_ptr + tensor * BITS * HOT_CODES,
+        tl.load(segment + N_COLS), tl.load(segment + N_BLOCK_ROWS), tl.load(segment + N_BLOCK_COLS),
+        tl.load(segment + N_TILE_COLS), tl.load(segment + N_TILES),
+        rank, tl.load(segment + PROGRAMS).to(tl.int32), BITS, True, TILE_ROWS, TILE_COLS, PLANES,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -196,8 +249,6 @@ class _Tiling:
 
 def _matrix(x: torch.Tensor) -> torch.Tensor:
     check_device(x)
-    if x.ndim != 2:
-        raise ValueError(f"expected a 2D matrix, got shape {list(x.shape)}")
     x = x.contiguous()
     return x.view(torch.uint8) if x.dtype == torch.bool else x
 
@@ -220,12 +271,9 @@ def _histograms(
     programs = num_programs(src.device, t.n_tiles)
     copies = max(1, min(MAX_COPIES, programs, t.n_tiles // TILES_PER_COPY))
     hist = torch.zeros(copies, bits, BLOCK_CODES, dtype=torch.int32, device=src.device)
-    hot = torch.zeros(bits, 2, dtype=torch.int64, device=src.device)
-    if from_weights:
-        lo_t, delta_t = grid_scalars(src, lo, delta)
-    else:
-        lo_t = delta_t = hot  # unused
-    _block_histograms_kernel[(programs,)](
+    hot = torch.zeros(bits, HOT_CODES.value, dtype=torch.int64, device=src.device)
+    lo_t, delta_t = grid_scalars(src, lo, delta) if from_weights else (None, None)
+    _histograms_kernel[(programs,)](
         src,
         lo_t,
         delta_t,
@@ -237,11 +285,8 @@ def _histograms(
         t.n_tile_cols,
         t.n_tiles,
         copies,
-        hot,  # unused
-        hot,  # unused
         BITS=bits,
         FROM_WEIGHTS=from_weights,
-        BATCHED=False,
         TILE_ROWS=t.tile_rows,
         TILE_COLS=t.tile_cols,
         PLANES=triton.next_power_of_2(bits),
@@ -300,39 +345,29 @@ def _batched_histograms(
     tilings = [_Tiling.of(tuple(m.shape), tile_cols=BATCH_TILE_COLS) for m in mats]
     total = sum(t.n_tiles for t in tilings)
     hist = torch.zeros(len(mats), bits, BLOCK_CODES, dtype=torch.int32, device=device)
-    hot = torch.zeros(len(mats), bits, 2, dtype=torch.int64, device=device)
+    hot = torch.zeros(len(mats), bits, HOT_CODES.value, dtype=torch.int64, device=device)
     if total == 0:
         return _counts(hist, hot)
     cap = num_programs(device, total)
     shares = [
         0 if t.n_tiles == 0 else min(t.n_tiles, max(1, round(cap * t.n_tiles / total))) for t in tilings
     ]
-    # The kernel reaches every matrix from the first one's pointer, by an element offset.
-    base, size = mats[0], mats[0].element_size()
-    segments = []
-    for m, t, share in zip(mats, tilings, shares, strict=True):
-        offset, rest = divmod(m.data_ptr() - base.data_ptr(), size)
-        assert rest == 0, "tensor storage not aligned to its element size"
-        segments.append([offset, t.n_cols, t.n_block_rows, t.n_block_cols, t.n_tile_cols, t.n_tiles, share])
+    segments = [
+        [t.n_cols, t.n_block_rows, t.n_block_cols, t.n_tile_cols, t.n_tiles, share]
+        for t, share in zip(tilings, shares, strict=True)
+    ]
     owners = [(i, rank) for i, share in enumerate(shares) for rank in range(share)]
-    compute = compute_dtype(base.dtype)
-    _block_histograms_kernel[(len(owners),)](
-        base,
+    compute = compute_dtype(mats[0].dtype)
+    _batched_histograms_kernel[(len(owners),)](
+        torch.tensor([m.data_ptr() for m in mats], dtype=torch.int64, device=device),
         torch.tensor(lo, dtype=compute, device=device),
         torch.tensor(delta, dtype=compute, device=device),
         hist,
         hot,
-        0,
-        0,
-        0,
-        0,
-        0,
-        1,
         torch.tensor(segments, dtype=torch.int64, device=device),
         torch.tensor(owners, dtype=torch.int32, device=device),
+        ELEMENT=ELEMENT_TYPES[mats[0].dtype],
         BITS=bits,
-        FROM_WEIGHTS=True,
-        BATCHED=True,
         TILE_ROWS=TILE_BLOCKS // BATCH_TILE_COLS,
         TILE_COLS=BATCH_TILE_COLS,
         PLANES=triton.next_power_of_2(bits),

@@ -1,0 +1,10 @@
+"""The Triton backend: the kernel of each primitive op, named as the op (a module of its own, so that
+the names do not hide the package's modules ``ctm_score`` and ``order_statistics``)."""
+
+# ruff: noqa: F401
+from qubd.backends.triton.ctm_score import ctm_score
+from qubd.backends.triton.histograms import plane_histograms, weight_histograms, weight_histograms_batched
+from qubd.backends.triton.order_statistics import order_statistics
+from qubd.backends.triton.quantize import quantize_to_grid
+
+DEVICE_TYPES = ("cuda", "cpu")
