@@ -1,4 +1,5 @@
-// The per-element quantiser (DESIGN.md step 3), shared by host and device code:
+// The per-element quantiser (DESIGN.md step 3); the Triton kernels re-implement it and the tests
+// check that the two agree:
 //   code = clamp(round_half_even((w - lo) / delta), 0, max_code)
 // in the compute type, with a correctly rounded division. Build without fast-math: contracting or
 // reassociating these operations moves weights across rounding boundaries.
@@ -24,7 +25,7 @@ struct RoundingShift<double> {
 };
 
 template <typename T>
-QUBD_HD uint32_t quantize_value(T w, T lo, T delta, T max_code) {
+inline uint32_t quantize_value(T w, T lo, T delta, T max_code) {
   T x = (w - lo) / delta;
   // Clamping before rounding equals clamping after: 0 and max_code are integers.
   x = x > T(0) ? x : T(0);  // also maps -0 and the 0/inf of a constant tensor to 0
