@@ -30,7 +30,8 @@ inline uint32_t quantize_value(T w, T lo, T delta, T max_code) {
   // Clamping before rounding equals clamping after: 0 and max_code are integers.
   x = x > T(0) ? x : T(0);  // also maps -0 and the 0/inf of a constant tensor to 0
   x = x < max_code ? x : max_code;
-  return static_cast<uint32_t>((x + RoundingShift<T>::value) - RoundingShift<T>::value);
+  // Through int32 (x <= max_code < 2^16): x86 before AVX-512 converts only to signed integers in SIMD.
+  return static_cast<uint32_t>(static_cast<int32_t>((x + RoundingShift<T>::value) - RoundingShift<T>::value));
 }
 
 }  // namespace qubd
