@@ -40,6 +40,14 @@ PYBIND11_MODULE(_C, m) {
       },
       release);
   m.def(
+      "weight_scores",
+      [](uintptr_t weights, int dtype, int64_t rows, int64_t cols, double lo, double delta, int bits, uintptr_t ctm16,
+         uintptr_t scores) {
+        qubd::cpu::weight_scores(ptr<const void>(weights), DType(dtype), rows, cols, lo, delta, bits,
+                                 ptr<const double>(ctm16), ptr<double>(scores));
+      },
+      release);
+  m.def(
       "code_histograms",
       [](uintptr_t codes, int dtype, int64_t rows, int64_t cols, int bits, uintptr_t histograms) {
         qubd::cpu::code_histograms(ptr<const void>(codes), DType(dtype), rows, cols, bits, ptr<int64_t>(histograms));

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from qubd.backends import native
+from qubd.ctm.tables import ctm16
 from qubd.range import quant_grid, value_range
 from qubd.reference import blocks, quantize
+from qubd.reference.ctm_score import ctm_score as reference_ctm_score
 
 _C = pytest.importorskip("qubd._C")
 
@@ -99,3 +101,31 @@ def test_code_histograms_equal_reference(dtype, bits):
     expected = blocks.plane_histograms(q, bits)
     for isa in each_isa():
         assert torch.equal(native.plane_histograms(q, bits), expected), isa
+
+
+def weight_scores(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.Tensor:
+    scores = torch.empty(bits, dtype=torch.float64)
+    _C.weight_scores(
+        w.data_ptr(), native.DTYPE_CODES[w.dtype], w.shape[0], w.shape[1], lo, delta, bits,
+        ctm16("cpu").data_ptr(), scores.data_ptr(),
+    )  # fmt: skip
+    return scores
+
+
+# No block (3 x 9), one block, a few, the last sparse size (4096 blocks) and the first dense one.
+SCORE_SHAPES = [(3, 9), (4, 4), (5, 17), (13, 70), (256, 256), (4, 16388)]
+
+
+@pytest.mark.parametrize(("rows", "cols"), SCORE_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_weight_scores_equal_the_sum_over_reference_histograms(rows, cols, dtype):
+    # The same doubles as the native sum over dense histograms (both add the terms in ascending
+    # code order); the torch sum, in another order, agrees to rounding.
+    w = weights(rows, cols, dtype, rows + cols)
+    for bits in (1, 8, 11):
+        lo, delta = grid(w, bits)
+        histograms = blocks.weight_histograms(w, lo, delta, bits)
+        expected = native.ctm_score(histograms)
+        torch.testing.assert_close(expected, reference_ctm_score(histograms), rtol=1e-12, atol=1e-9)
+        for isa in each_isa():
+            assert torch.equal(weight_scores(w, lo, delta, bits), expected), (isa, bits)

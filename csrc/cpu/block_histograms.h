@@ -31,7 +31,7 @@ constexpr int64_t kChunkCols = 1 << 12;
 // Consecutive blocks count into kCopies interleaved counters (counts[code * kCopies + copy]): the
 // high planes repeat a few codes, and back-to-back increments of one counter would each wait for
 // the previous store.
-constexpr int kCopies = 2;
+constexpr int kCopies = 1;
 
 // The threads' private counters (2 threads x 8 planes x 2 copies: 8 MiB) are kept from one call
 // to the next by the calling thread, up to this size: allocated afresh, such a buffer is mapped
@@ -85,60 +85,87 @@ struct ChunkBuffers {
 // RowSource: `const Code* operator()(isa, int64_t r, int64_t c0, int64_t n, Code* scratch) const`
 // returns the codes of row r, columns c0 .. c0 + n - 1 (written into `scratch` if they are
 // computed); isa is a std::integral_constant<Isa, ...> naming the instruction set to use.
+//
+// BandWalk yields the block codes of bands of such a matrix, a chunk of columns at a time.
+template <typename Code, typename RowSource>
+class BandWalk {
+ public:
+  BandWalk(int64_t rows, int64_t cols, int planes, const RowSource& source)
+      : bands(rows / kBlockSide),
+        used_cols(cols / kBlockSide * kBlockSide),
+        blocks(bands * (used_cols / kBlockSide)),
+        chunk_blocks(std::min(kChunkCols, used_cols) / kBlockSide),
+        planes_(planes),
+        source_(source) {}
+
+  ChunkBuffers<Code> buffers() const { return ChunkBuffers<Code>(chunk_blocks * kBlockSide, planes_); }
+
+  // Calls consume(codes, n_blocks, stride) for each chunk of bands [first, last), with the code of
+  // plane p of the chunk's block j at codes[p * stride + j].
+  template <Isa isa, typename Consume>
+  void walk(int64_t first, int64_t last, ChunkBuffers<Code>& work, Consume&& consume) const {
+    const int64_t chunk = chunk_blocks * kBlockSide;
+    uint16_t* codes = work.block_codes.data();
+    const std::integral_constant<Isa, isa> isa_tag;
+    for (int64_t band = first; band < last; ++band)
+      for (int64_t c0 = 0; c0 < used_cols; c0 += chunk) {
+        const int64_t n = std::min(chunk, used_cols - c0), n_blocks = n / kBlockSide;
+        const Code* band_rows[kBlockSide];
+        for (int r = 0; r < kBlockSide; ++r)
+          band_rows[r] = source_(isa_tag, band * kBlockSide + r, c0, n, work.code_rows.data() + r * chunk);
+        if constexpr (std::is_same_v<Code, uint8_t>) {
+          band_plane_codes<isa>(band_rows, n_blocks, planes_, codes, chunk_blocks);
+        } else {
+          const uint8_t* byte_rows[kBlockSide];
+          for (int slice = 0; slice * 8 < planes_; ++slice) {
+            for (int r = 0; r < kBlockSide; ++r) {
+              uint8_t* bytes = work.byte_rows.data() + r * chunk;
+              for (int64_t i = 0; i < n; ++i) bytes[i] = uint8_t(band_rows[r][i] >> (8 * slice));
+              byte_rows[r] = bytes;
+            }
+            band_plane_codes<isa>(byte_rows, n_blocks, std::min(8, planes_ - 8 * slice),
+                                  codes + 8 * slice * chunk_blocks, chunk_blocks);
+          }
+        }
+        consume(static_cast<const uint16_t*>(codes), n_blocks, chunk_blocks);
+      }
+  }
+
+  const int64_t bands, used_cols, blocks, chunk_blocks;
+
+ private:
+  const int planes_;
+  const RowSource& source_;
+};
+
 template <typename Code, typename RowSource>
 void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& source, int64_t* histograms) {
-  const int64_t band_count = rows / kBlockSide;
-  const int64_t used_cols = cols / kBlockSide * kBlockSide;
+  const BandWalk<Code, RowSource> bands(rows, cols, planes, source);
   const int64_t bins = int64_t(planes) * kBlockCodes;
-  if (band_count == 0 || used_cols == 0) {
+  if (bands.blocks == 0) {
     std::fill(histograms, histograms + bins, int64_t{0});
     return;
   }
-
-  const int64_t blocks = band_count * (used_cols / kBlockSide);
-  const int threads = int(std::clamp<int64_t>(blocks / kMinBlocksPerThread, 1,
-                                              std::min<int64_t>(omp_get_max_threads(), band_count)));
-  // A band is walked in chunks of columns, so a thread's buffers stay small whatever the width.
-  const int64_t chunk = std::min(kChunkCols, used_cols);
-  const int64_t chunk_blocks = chunk / kBlockSide;
+  const int threads = int(std::clamp<int64_t>(bands.blocks / kMinBlocksPerThread, 1,
+                                              std::min<int64_t>(omp_get_max_threads(), bands.bands)));
 
   dispatch_isa([&](auto isa) {
+    constexpr Isa kIsa = decltype(isa)::value;
     // Counts the blocks of bands [first, last) into counts[p][code * copies + copy].
     auto count_bands = [&](int64_t first, int64_t last, ChunkBuffers<Code>& work, auto* counts, auto copies) {
       constexpr int kCounterCopies = decltype(copies)::value;
-      uint16_t* codes = work.block_codes.data();
-      for (int64_t band = first; band < last; ++band)
-        for (int64_t c0 = 0; c0 < used_cols; c0 += chunk) {
-          const int64_t n = std::min(chunk, used_cols - c0), n_blocks = n / kBlockSide;
-          const Code* band_rows[kBlockSide];
-          for (int r = 0; r < kBlockSide; ++r)
-            band_rows[r] = source(isa, band * kBlockSide + r, c0, n, work.code_rows.data() + r * chunk);
-          if constexpr (std::is_same_v<Code, uint8_t>) {
-            band_plane_codes<decltype(isa)::value>(band_rows, n_blocks, planes, codes, chunk_blocks);
-          } else {
-            const uint8_t* byte_rows[kBlockSide];
-            for (int slice = 0; slice * 8 < planes; ++slice) {
-              for (int r = 0; r < kBlockSide; ++r) {
-                uint8_t* bytes = work.byte_rows.data() + r * chunk;
-                for (int64_t i = 0; i < n; ++i) bytes[i] = uint8_t(band_rows[r][i] >> (8 * slice));
-                byte_rows[r] = bytes;
-              }
-              band_plane_codes<decltype(isa)::value>(byte_rows, n_blocks, std::min(8, planes - 8 * slice),
-                                                     codes + 8 * slice * chunk_blocks, chunk_blocks);
-            }
-          }
-          for (int p = 0; p < planes; ++p)
-            count_codes<kCounterCopies>(codes + p * chunk_blocks, n_blocks,
-                                        counts + size_t(p) * kBlockCodes * kCounterCopies);
-        }
+      bands.template walk<kIsa>(first, last, work, [&](const uint16_t* codes, int64_t n_blocks, int64_t stride) {
+        for (int p = 0; p < planes; ++p)
+          count_codes<kCounterCopies>(codes + p * stride, n_blocks, counts + size_t(p) * kBlockCodes * kCounterCopies);
+      });
     };
 
     // Everything a thread needs is allocated here, outside the parallel region: an exception
     // thrown inside one would terminate the process.
-    std::vector<ChunkBuffers<Code>> work(size_t(threads), ChunkBuffers<Code>(chunk, planes));
-    if (threads == 1 && blocks < kMinBlocksPerThread) {
+    std::vector<ChunkBuffers<Code>> work(size_t(threads), bands.buffers());
+    if (threads == 1 && bands.blocks < kMinBlocksPerThread) {
       std::fill(histograms, histograms + bins, int64_t{0});
-      count_bands(0, band_count, work[0], histograms, std::integral_constant<int, 1>{});
+      count_bands(0, bands.bands, work[0], histograms, std::integral_constant<int, 1>{});
       return;
     }
     auto count_in_threads = [&](auto counter) {
@@ -150,7 +177,7 @@ void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& s
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
         Counter* own = counts.data() + size_t(t) * per_thread;
         std::fill(own, own + per_thread, Counter{0});
-        count_bands(band_count * t / n, band_count * (t + 1) / n, work[size_t(t)], own,
+        count_bands(bands.bands * t / n, bands.bands * (t + 1) / n, work[size_t(t)], own,
                     std::integral_constant<int, kCopies>{});
 #pragma omp barrier
         // Each thread writes one slice of the bins, summed over every thread's counts and copies.
@@ -165,7 +192,7 @@ void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& s
     };
     // 32-bit counters halve the cache footprint, when no thread can count 2^32 blocks (whatever
     // team OpenMP starts).
-    if (blocks < int64_t(UINT32_MAX))
+    if (bands.blocks < int64_t(UINT32_MAX))
       count_in_threads(uint32_t{});
     else
       count_in_threads(int64_t{});

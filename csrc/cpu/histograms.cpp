@@ -1,11 +1,13 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "block_histograms.h"
 #include "dispatch.h"
 #include "kernels.h"
 #include "qubd/quantize.h"
+#include "sparse_scores.h"
 
 namespace qubd::cpu {
 namespace {
@@ -91,8 +93,11 @@ void quantize_to_grid(const void* weights, DType dtype, int64_t n, double lo, do
   });
 }
 
-void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta,
-                       int bits, int64_t* histograms) {
+namespace {
+
+// Calls fn(Code{}, source) with a RowSource of `weights` quantised to codes of type Code.
+template <typename Fn>
+void with_quantised_rows(const void* weights, DType dtype, int64_t cols, double lo, double delta, int bits, Fn&& fn) {
   dispatch_code_width(bits, [&](auto code) {
     using Code = decltype(code);
     dispatch_float(dtype, [&](auto stored) {
@@ -104,9 +109,31 @@ void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t c
         quantize_row<decltype(isa)::value>(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code, scratch);
         return scratch;
       };
-      block_histograms<Code>(rows, cols, bits, quantised_row, histograms);
+      fn(code, quantised_row);
       return 0;
     });
+  });
+}
+
+}  // namespace
+
+void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta,
+                       int bits, int64_t* histograms) {
+  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source) {
+    block_histograms<decltype(code)>(rows, cols, bits, source, histograms);
+  });
+}
+
+void weight_scores(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta, int bits,
+                   const double* ctm16, double* scores) {
+  if ((rows / kBlockSide) * (cols / kBlockSide) > kSparseBlocks) {
+    std::vector<int64_t> histograms(size_t(bits) * kBlockCodes);
+    weight_histograms(weights, dtype, rows, cols, lo, delta, bits, histograms.data());
+    ctm_score(histograms.data(), bits, ctm16, scores);
+    return;
+  }
+  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source) {
+    sparse_block_scores<decltype(code)>(rows, cols, bits, source, ctm16, scores);
   });
 }
 
