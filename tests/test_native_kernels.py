@@ -80,7 +80,7 @@ def test_quantize_equals_reference(dtype):
 
 def test_threads_and_repeated_codes_equal_reference():
     # 2 threads (at least 2 x 2**15 blocks), and planes that repeat one code for long runs
-    # (weights on a few levels): the interleaved counter copies and their sum.
+    # (weights on a few levels): the per-thread counters and their sum.
     w = weights(512, 1024, torch.float32, 3)
     w[:256] = w[:256].sign()
     lo, delta = grid(w, 8)
@@ -129,3 +129,33 @@ def test_weight_scores_equal_the_sum_over_reference_histograms(rows, cols, dtype
         torch.testing.assert_close(expected, reference_ctm_score(histograms), rtol=1e-12, atol=1e-9)
         for isa in each_isa():
             assert torch.equal(weight_scores(w, lo, delta, bits), expected), (isa, bits)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("layout", ["random", "sorted", "few values"])
+def test_sampled_order_statistics_equal_a_sort(dtype, layout):
+    # Past 2**21 values, ranks are bracketed from a sample and selected in one pass; a sample that
+    # misleads (sorted data, long runs of one value) must fall back, never give a wrong value.
+    n = (1 << 21) + 7
+    w = torch.randn(n, generator=torch.Generator().manual_seed(7), dtype=torch.float64).to(dtype)
+    if layout == "sorted":
+        w = w.sort().values.flip(0)
+    elif layout == "few values":
+        w = (w * 2).round()
+    ordered = w.sort().values
+    # Up to 4 ranks take the sampled path; 5 take the radix selection.
+    for ranks in (
+        [0, 1, n // 1000, n - 1],
+        [n // 2, n // 2 + 1],
+        [n - 1 - n // 1000],
+        [3, 9, 27, n // 3, n - 2],
+    ):
+        assert torch.equal(native.order_statistics(w, ranks), ordered[ranks]), ranks
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_sampled_order_statistics_refuse_non_finite(bad):
+    w = torch.randn(1 << 22, generator=torch.Generator().manual_seed(1))
+    w[12345] = bad  # between the sampled positions
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        native.order_statistics(w, [10, 1 << 21])

@@ -23,17 +23,12 @@
 namespace qubd::cpu {
 
 // Below this many blocks per thread, spreading the work costs more than it saves (each thread
-// zeroes and sums `planes` x 65536 x kCopies counters); below it on one thread, blocks are
+// zeroes and sums `planes` x 65536 counters); below it on one thread, blocks are
 // counted straight into the output.
 constexpr int64_t kMinBlocksPerThread = 1 << 15;
 // Columns of a band handled per step (4 scratch rows of this many codes per thread).
 constexpr int64_t kChunkCols = 1 << 12;
-// Consecutive blocks count into kCopies interleaved counters (counts[code * kCopies + copy]): the
-// high planes repeat a few codes, and back-to-back increments of one counter would each wait for
-// the previous store.
-constexpr int kCopies = 1;
-
-// The threads' private counters (2 threads x 8 planes x 2 copies: 8 MiB) are kept from one call
+// The threads' private counters (2 threads x 8 planes: 4 MiB) are kept from one call
 // to the next by the calling thread, up to this size: allocated afresh, such a buffer is mapped
 // and unmapped by malloc every call and costs a page fault per 4 KiB (measured: ~2 ms a call at
 // 1024x1024). The memory stays with each thread that has called (one buffer per counter width)
@@ -60,13 +55,12 @@ class ThreadCounters {
   Counter* data_;
 };
 
-// ++counts[codes[j] * copies + j % copies] for j < n.
-template <int copies, typename Counter>
+// One counter per code and plane, in 32 bits: 8 planes fit a 2 MiB L2 cache. Tried and dropped:
+// two interleaved copies (so that runs of one code in the high planes do not wait on the previous
+// store), which doubled the footprint and the counting time; prefetching the counters.
+template <typename Counter>
 inline void count_codes(const uint16_t* codes, int64_t n, Counter* counts) {
-  int64_t j = 0;
-  for (; j + copies <= n; j += copies)
-    for (int c = 0; c < copies; ++c) ++counts[size_t(codes[j + c]) * copies + c];
-  for (; j < n; ++j) ++counts[size_t(codes[j]) * copies];
+  for (int64_t j = 0; j < n; ++j) ++counts[codes[j]];
 }
 
 // One thread's buffers for a chunk: 4 rows of codes, 4 rows of one byte slice of them (codes
@@ -151,12 +145,10 @@ void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& s
 
   dispatch_isa([&](auto isa) {
     constexpr Isa kIsa = decltype(isa)::value;
-    // Counts the blocks of bands [first, last) into counts[p][code * copies + copy].
-    auto count_bands = [&](int64_t first, int64_t last, ChunkBuffers<Code>& work, auto* counts, auto copies) {
-      constexpr int kCounterCopies = decltype(copies)::value;
+    // Counts the blocks of bands [first, last) into counts[p][code].
+    auto count_bands = [&](int64_t first, int64_t last, ChunkBuffers<Code>& work, auto* counts) {
       bands.template walk<kIsa>(first, last, work, [&](const uint16_t* codes, int64_t n_blocks, int64_t stride) {
-        for (int p = 0; p < planes; ++p)
-          count_codes<kCounterCopies>(codes + p * stride, n_blocks, counts + size_t(p) * kBlockCodes * kCounterCopies);
+        for (int p = 0; p < planes; ++p) count_codes(codes + p * stride, n_blocks, counts + size_t(p) * kBlockCodes);
       });
     };
 
@@ -165,27 +157,24 @@ void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& s
     std::vector<ChunkBuffers<Code>> work(size_t(threads), bands.buffers());
     if (threads == 1 && bands.blocks < kMinBlocksPerThread) {
       std::fill(histograms, histograms + bins, int64_t{0});
-      count_bands(0, bands.bands, work[0], histograms, std::integral_constant<int, 1>{});
+      count_bands(0, bands.bands, work[0], histograms);
       return;
     }
     auto count_in_threads = [&](auto counter) {
       using Counter = decltype(counter);
-      const size_t per_thread = size_t(bins) * kCopies;
+      const size_t per_thread = size_t(bins);
       const ThreadCounters<Counter> counts(size_t(threads) * per_thread);  // each thread zeroes its own
 #pragma omp parallel num_threads(threads)
       {
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
         Counter* own = counts.data() + size_t(t) * per_thread;
         std::fill(own, own + per_thread, Counter{0});
-        count_bands(bands.bands * t / n, bands.bands * (t + 1) / n, work[size_t(t)], own,
-                    std::integral_constant<int, kCopies>{});
+        count_bands(bands.bands * t / n, bands.bands * (t + 1) / n, work[size_t(t)], own);
 #pragma omp barrier
-        // Each thread writes one slice of the bins, summed over every thread's counts and copies.
+        // Each thread writes one slice of the bins, summed over every thread's counts.
         for (int64_t i = bins * t / n; i < bins * (t + 1) / n; ++i) {
           int64_t sum = 0;
-          for (int c = 0; c < n; ++c)
-            for (int copy = 0; copy < kCopies; ++copy)
-              sum += int64_t(counts.data()[size_t(c) * per_thread + size_t(i) * kCopies + copy]);
+          for (int c = 0; c < n; ++c) sum += int64_t(counts.data()[size_t(c) * per_thread + size_t(i)]);
           histograms[i] = sum;
         }
       }
