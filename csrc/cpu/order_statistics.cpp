@@ -6,8 +6,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -222,118 +220,6 @@ class RadixSelect {
   int fixed_ = 0;
 };
 
-// Fast path: each wanted rank is bracketed by keys of a strided sample, then one exact pass counts
-// the keys below each bracket and gathers those inside it; when a rank falls inside its bracket
-// (nearly always), it is selected among the gathered keys. One pass instead of RadixSelect's
-// two, and a branch-free one. Returns false (and the caller falls back to RadixSelect) when the
-// sample misled, a bracket overflowed, there are too many ranks, or the data hold NaN or Inf.
-template <typename Stored>
-class SampledSelect {
-  using Compute = typename Element<Stored>::Compute;
-  using Keys = KeyOf<Compute>;
-  using Key = typename Keys::Key;
-
- public:
-  static constexpr int64_t kSample = 1 << 14;
-  static constexpr int64_t kMinSize = 1 << 21;  // below, RadixSelect's passes are short anyway
-  static constexpr int kSlots = 4;
-  static constexpr int64_t kSampledSpan = 32;  // keys tested together
-
-  SampledSelect(const Stored* data, int64_t n) : data_(data), n_(n) {}
-
-  bool select(const std::vector<int64_t>& ranks, std::vector<double>& values) {
-    const int slots = int(ranks.size());
-    if (n_ < kMinSize || slots > kSlots) return false;
-    std::vector<Key> sample(kSample);
-    const int64_t stride = n_ / kSample;
-    for (int64_t i = 0; i < kSample; ++i) sample[size_t(i)] = key(i * stride);
-    std::sort(sample.begin(), sample.end());
-    if (sample.front() < kLowestFinite || sample.back() > kHighestFinite) return false;
-
-    Key low[kSlots], high[kSlots];
-    std::vector<std::vector<Key>> inside(static_cast<size_t>(slots));
-    for (int s = 0; s < kSlots; ++s) {
-      if (s >= slots) {  // unused slots: an empty bracket
-        low[s] = std::numeric_limits<Key>::max(), high[s] = 0;
-        continue;
-      }
-      // The sample position of the rank, +- 6 standard deviations of a binomial count, + 64.
-      const double p = double(ranks[size_t(s)]) / double(n_);
-      const double margin = 6.0 * std::sqrt(double(kSample) * p * (1.0 - p)) + 64.0;
-      const int64_t at = int64_t(p * double(kSample));
-      const int64_t first = std::max<int64_t>(0, at - int64_t(margin)), last = at + int64_t(margin);
-      low[s] = first == 0 ? Key(0) : sample[size_t(first)];
-      high[s] = last >= kSample - 1 ? std::numeric_limits<Key>::max() : sample[size_t(last)];
-      inside[size_t(s)].resize(size_t(2 * (last - first + 1) * stride + 4096));
-    }
-
-    int64_t below[kSlots] = {}, filled[kSlots] = {};
-    bool bad = false;
-    const Stored* data = data_;
-    const int64_t n = n_;
-    const int64_t spans = (n + kSampledSpan - 1) / kSampledSpan;
-#pragma omp parallel for schedule(static) reduction(+ : below[:kSlots]) reduction(|| : bad) if (n > (1 << 16))
-    for (int64_t span = 0; span < spans; ++span) {
-      const int64_t begin = span * kSampledSpan, len = std::min(n - begin, kSampledSpan);
-      // Branch-free over the span (vectorised; a constant length for all spans but the last):
-      // keys, their extremes, and per bracket the keys below it and below its end; only spans
-      // with a key inside a bracket are looked at again.
-      Key keys[kSampledSpan];
-      int64_t under_low[kSlots], up_to_high[kSlots];
-      if (len == kSampledSpan)
-        scan_span(std::integral_constant<int64_t, kSampledSpan>{}, data + begin, low, high, keys, under_low, up_to_high,
-                  bad);
-      else
-        scan_span(len, data + begin, low, high, keys, under_low, up_to_high, bad);
-      for (int s = 0; s < slots; ++s) {
-        below[s] += under_low[s];
-        if (up_to_high[s] == under_low[s]) continue;
-        for (int64_t i = 0; i < len; ++i)
-          if (keys[i] >= low[s] && keys[i] <= high[s]) {
-            int64_t at;
-#pragma omp atomic capture
-            at = filled[s]++;
-            if (at < int64_t(inside[size_t(s)].size())) inside[size_t(s)][size_t(at)] = keys[i];
-          }
-      }
-    }
-    if (bad) return false;
-    for (int s = 0; s < slots; ++s) {
-      std::vector<Key>& keys = inside[size_t(s)];
-      const int64_t rank = ranks[size_t(s)] - below[s];
-      if (filled[s] > int64_t(keys.size()) || rank < 0 || rank >= filled[s]) return false;
-      keys.resize(size_t(filled[s]));
-      std::nth_element(keys.begin(), keys.begin() + rank, keys.end());
-      values.push_back(double(Keys::value(keys[size_t(rank)])));
-    }
-    return true;
-  }
-
- private:
-  template <typename Length>
-  void scan_span(Length len, const Stored* data, const Key* low, const Key* high, Key* keys, int64_t* under_low,
-                 int64_t* up_to_high, bool& bad) const {
-    for (int64_t i = 0; i < int64_t(len); ++i) keys[i] = Keys::of(Element<Stored>::load(data[i]));
-    Key least = keys[0], most = keys[0];
-    for (int64_t i = 0; i < int64_t(len); ++i) least = std::min(least, keys[i]), most = std::max(most, keys[i]);
-    bad = bad || least < kLowestFinite || most > kHighestFinite;
-    for (int s = 0; s < kSlots; ++s) {
-      Key under = 0, up_to = 0;  // the key width: vector lanes of one size
-      for (int64_t i = 0; i < int64_t(len); ++i) under += Key(keys[i] < low[s]), up_to += Key(keys[i] <= high[s]);
-      under_low[s] = int64_t(under), up_to_high[s] = int64_t(up_to);
-    }
-  }
-
-  // Keys order as the values: finite keys lie between those of -max and +max, Inf and NaN outside.
-  const Key kLowestFinite = Keys::of(-std::numeric_limits<Compute>::max());
-  const Key kHighestFinite = Keys::of(std::numeric_limits<Compute>::max());
-
-  Key key(int64_t i) const { return Keys::of(Element<Stored>::load(data_[i])); }
-
-  const Stored* data_;
-  int64_t n_;
-};
-
 }  // namespace
 
 std::vector<double> order_statistics(const void* values, DType dtype, int64_t n, const std::vector<int64_t>& ranks) {
@@ -341,11 +227,7 @@ std::vector<double> order_statistics(const void* values, DType dtype, int64_t n,
   for (int64_t r : ranks)
     if (r < 0 || r >= n) throw std::out_of_range("rank " + std::to_string(r) + " outside 0.." + std::to_string(n - 1));
   return dispatch_float(dtype, [&](auto stored) {
-    using Stored = decltype(stored);
-    const auto* data = static_cast<const Stored*>(values);
-    std::vector<double> selected;
-    if (SampledSelect<Stored>(data, n).select(ranks, selected)) return selected;
-    return RadixSelect<Stored>(data, n).select(ranks);
+    return RadixSelect<decltype(stored)>(static_cast<const decltype(stored)*>(values), n).select(ranks);
   });
 }
 
