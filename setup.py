@@ -1,7 +1,6 @@
 """Builds qubd's native extension (qubd._C) with CMake; everything else is plain Python.
 
-Environment: QUBD_CUDA=1 asks for the CUDA kernels (built only where nvcc exists),
-QUBD_BUILD_JOBS sets the compile parallelism.
+Environment: QUBD_BUILD_JOBS sets the compile parallelism.
 """
 
 import os
@@ -33,7 +32,6 @@ class CMakeBuild(build_ext):
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
             "-DCMAKE_BUILD_TYPE=Release",
-            f"-DQUBD_CUDA={'ON' if os.environ.get('QUBD_CUDA') == '1' else 'OFF'}",
         ]
         jobs = os.environ.get("QUBD_BUILD_JOBS", str(os.cpu_count() or 1))
         subprocess.run(configure, cwd=build_dir, check=True)

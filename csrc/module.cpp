@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include "cpu/isa.h"
 #include "cpu/kernels.h"
 
 namespace py = pybind11;
@@ -36,6 +37,14 @@ PYBIND11_MODULE(_C, m) {
          uintptr_t histograms) {
         qubd::cpu::weight_histograms(ptr<const void>(weights), DType(dtype), rows, cols, lo, delta, bits,
                                      ptr<int64_t>(histograms));
+      },
+      release);
+  m.def(
+      "weight_scores",
+      [](uintptr_t weights, int dtype, int64_t rows, int64_t cols, double lo, double delta, int bits, uintptr_t ctm16,
+         uintptr_t scores) {
+        qubd::cpu::weight_scores(ptr<const void>(weights), DType(dtype), rows, cols, lo, delta, bits,
+                                 ptr<const double>(ctm16), ptr<double>(scores));
       },
       release);
   m.def(
@@ -83,6 +92,10 @@ PYBIND11_MODULE(_C, m) {
                                    ptr<const int64_t>(queries), count, ptr<double>(out));
       },
       release);
+  m.def("supported_isas", &qubd::cpu::supported_isas,
+        "Instruction sets this CPU can run the kernels with, 'baseline' first and the best last.");
+  m.def("set_isa", &qubd::cpu::set_isa,
+        "Run the kernels with this instruction set (one of supported_isas(); for tests and benchmarks).");
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
   m.def("set_num_threads", [](int n) { omp_set_num_threads(n); });
 }

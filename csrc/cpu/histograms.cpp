@@ -1,19 +1,55 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "block_histograms.h"
 #include "dispatch.h"
 #include "kernels.h"
 #include "qubd/quantize.h"
+#include "sparse_scores.h"
 
 namespace qubd::cpu {
 namespace {
 
 template <typename Stored, typename Code>
+[[gnu::always_inline]] inline void quantize_row_body(const Stored* weights, int64_t n,
+                                                     typename Element<Stored>::Compute lo,
+                                                     typename Element<Stored>::Compute delta,
+                                                     typename Element<Stored>::Compute max_code, Code* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = Code(quantize_value(Element<Stored>::load(weights[i]), lo, delta, max_code));
+}
+
+// The same loop compiled for each instruction set (the compiler vectorises it).
+template <typename Stored, typename Code>
+void quantize_row_baseline(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
+                           typename Element<Stored>::Compute delta, typename Element<Stored>::Compute max_code,
+                           Code* out) {
+  quantize_row_body(weights, n, lo, delta, max_code, out);
+}
+#if defined(QUBD_X86_ISAS)
+template <typename Stored, typename Code>
+QUBD_TARGET_AVX2 void quantize_row_avx2(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
+                                        typename Element<Stored>::Compute delta,
+                                        typename Element<Stored>::Compute max_code, Code* out) {
+  quantize_row_body(weights, n, lo, delta, max_code, out);
+}
+template <typename Stored, typename Code>
+QUBD_TARGET_AVX512 void quantize_row_avx512(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
+                                            typename Element<Stored>::Compute delta,
+                                            typename Element<Stored>::Compute max_code, Code* out) {
+  quantize_row_body(weights, n, lo, delta, max_code, out);
+}
+#endif
+
+template <Isa isa, typename Stored, typename Code>
 void quantize_row(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
                   typename Element<Stored>::Compute delta, typename Element<Stored>::Compute max_code, Code* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = Code(quantize_value(Element<Stored>::load(weights[i]), lo, delta, max_code));
+#if defined(QUBD_X86_ISAS)
+  if constexpr (isa == Isa::Avx512) return quantize_row_avx512(weights, n, lo, delta, max_code, out);
+  if constexpr (isa == Isa::Avx2) return quantize_row_avx2(weights, n, lo, delta, max_code, out);
+#endif
+  quantize_row_baseline(weights, n, lo, delta, max_code, out);
 }
 
 void check_bits(int bits) {
@@ -40,20 +76,28 @@ void quantize_to_grid(const void* weights, DType dtype, int64_t n, double lo, do
     const auto* w = static_cast<const Stored*>(weights);
     const Compute max_code = Compute((1u << bits) - 1);
     constexpr int64_t kChunk = 1 << 16;
+    return dispatch_isa([&](auto isa) {
+      constexpr Isa kIsa = decltype(isa)::value;
 #pragma omp parallel for schedule(static) if (n > 4 * kChunk)
-    for (int64_t start = 0; start < n; start += kChunk) {
-      const int64_t len = std::min(kChunk, n - start);
-      if (bits <= 8)
-        quantize_row(w + start, len, Compute(lo), Compute(delta), max_code, static_cast<uint8_t*>(codes) + start);
-      else
-        quantize_row(w + start, len, Compute(lo), Compute(delta), max_code, static_cast<int32_t*>(codes) + start);
-    }
-    return 0;
+      for (int64_t start = 0; start < n; start += kChunk) {
+        const int64_t len = std::min(kChunk, n - start);
+        if (bits <= 8)
+          quantize_row<kIsa>(w + start, len, Compute(lo), Compute(delta), max_code,
+                             static_cast<uint8_t*>(codes) + start);
+        else
+          quantize_row<kIsa>(w + start, len, Compute(lo), Compute(delta), max_code,
+                             static_cast<int32_t*>(codes) + start);
+      }
+      return 0;
+    });
   });
 }
 
-void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta,
-                       int bits, int64_t* histograms) {
+namespace {
+
+// Calls fn(Code{}, source) with a RowSource of `weights` quantised to codes of type Code.
+template <typename Fn>
+void with_quantised_rows(const void* weights, DType dtype, int64_t cols, double lo, double delta, int bits, Fn&& fn) {
   dispatch_code_width(bits, [&](auto code) {
     using Code = decltype(code);
     dispatch_float(dtype, [&](auto stored) {
@@ -61,13 +105,35 @@ void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t c
       using Compute = typename Element<Stored>::Compute;
       const auto* w = static_cast<const Stored*>(weights);
       const Compute max_code = Compute((1u << bits) - 1);
-      auto quantised_row = [=](int64_t r, int64_t c0, int64_t n, Code* scratch) -> const Code* {
-        quantize_row(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code, scratch);
+      auto quantised_row = [=](auto isa, int64_t r, int64_t c0, int64_t n, Code* scratch) -> const Code* {
+        quantize_row<decltype(isa)::value>(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code, scratch);
         return scratch;
       };
-      block_histograms<Code>(rows, cols, bits, quantised_row, histograms);
+      fn(code, quantised_row);
       return 0;
     });
+  });
+}
+
+}  // namespace
+
+void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta,
+                       int bits, int64_t* histograms) {
+  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source) {
+    block_histograms<decltype(code)>(rows, cols, bits, source, histograms);
+  });
+}
+
+void weight_scores(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta, int bits,
+                   const double* ctm16, double* scores) {
+  if ((rows / kBlockSide) * (cols / kBlockSide) > kSparseBlocks) {
+    std::vector<int64_t> histograms(size_t(bits) * kBlockCodes);
+    weight_histograms(weights, dtype, rows, cols, lo, delta, bits, histograms.data());
+    ctm_score(histograms.data(), bits, ctm16, scores);
+    return;
+  }
+  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source) {
+    sparse_block_scores<decltype(code)>(rows, cols, bits, source, ctm16, scores);
   });
 }
 
@@ -77,7 +143,7 @@ void code_histograms(const void* codes, DType dtype, int64_t rows, int64_t cols,
     dispatch_integer(dtype, [&](auto stored) {
       using Stored = decltype(stored);
       const auto* q = static_cast<const Stored*>(codes);
-      auto code_row = [=](int64_t r, int64_t c0, int64_t n, Code* scratch) -> const Code* {
+      auto code_row = [=](auto, int64_t r, int64_t c0, int64_t n, Code* scratch) -> const Code* {
         const Stored* row = q + r * cols + c0;
         if constexpr (std::is_same_v<Stored, Code>) return row;  // already the right width: read in place
         for (int64_t c = 0; c < n; ++c) scratch[c] = Code(row[c]);

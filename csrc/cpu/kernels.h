@@ -15,6 +15,10 @@ void quantize_to_grid(const void* weights, DType dtype, int64_t n, double lo, do
 // of weights quantised on the fly, or of integer codes.
 void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta,
                        int bits, int64_t* histograms);
+// scores = ctm_score(weight_histograms(...)), the same doubles, computed without dense histograms
+// for matrices of few blocks (the many small tensors of conv nets and mixture-of-experts models).
+void weight_scores(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta, int bits,
+                   const double* ctm16, double* scores);
 void code_histograms(const void* codes, DType dtype, int64_t rows, int64_t cols, int bits, int64_t* histograms);
 
 // scores[p] = sum over codes with n = histograms[p][code] > 0 of ctm16[code] + log2(n).

@@ -13,10 +13,8 @@ constexpr int kBlockSide = 4;
 constexpr int kBlockCells = 16;
 constexpr int kBlockCodes = 1 << 16;
 
-QUBD_HD constexpr int cell_bit(int r, int c) { return kBlockCells - 1 - (kBlockSide * r + c); }
-
 // Code of bit-plane `plane` for a block whose cells (row-major, k = 4r + c) hold `cells[k]`.
-QUBD_HD uint32_t plane_code(const uint32_t* cells, int plane) {
+inline uint32_t plane_code(const uint32_t* cells, int plane) {
   uint32_t code = 0;
   for (int k = 0; k < kBlockCells; ++k) code |= ((cells[k] >> plane) & 1u) << (kBlockCells - 1 - k);
   return code;

@@ -1,30 +1,24 @@
 // Loading one stored weight into the compute type (float32; float64 for double weights).
-// bf16 and fp16 are upcast exactly, element by element, on host and device alike.
+// bf16 and fp16 are upcast exactly, element by element.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
-
-#if defined(__CUDACC__)
-#define QUBD_HD __host__ __device__ __forceinline__
-#else
-#define QUBD_HD inline
-#endif
 
 namespace qubd {
 
 // Storage dtypes as numbered by the Python side (qubd/backends/native.py).
 enum class DType : int { F32 = 0, F16 = 1, BF16 = 2, F64 = 3, U8 = 4, I32 = 5, I16 = 6, I64 = 7, BOOL = 8 };
 
-QUBD_HD float bits_to_float(uint32_t u) {
+inline float bits_to_float(uint32_t u) {
   float f;
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
 
-QUBD_HD float bf16_to_float(uint16_t h) { return bits_to_float(uint32_t(h) << 16); }
+inline float bf16_to_float(uint16_t h) { return bits_to_float(uint32_t(h) << 16); }
 
-QUBD_HD uint32_t float_to_bits(float f) {
+inline uint32_t float_to_bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   return u;
@@ -34,7 +28,7 @@ QUBD_HD uint32_t float_to_bits(float f) {
 // branches (Maratyszcza's FP16 method, as in PyTorch's c10): a normal half is its bits moved into
 // place with the exponent rebiased by a power-of-two scaling; a subnormal is its mantissa placed
 // under the exponent of 0.5, minus 0.5. Every step is exact.
-QUBD_HD float half_to_float(uint16_t h) {
+inline float half_to_float(uint16_t h) {
   const uint32_t w = uint32_t(h) << 16;
   const uint32_t sign = w & 0x80000000u;
   const uint32_t two_w = w + w;  // exponent and mantissa, sign shifted out
@@ -49,24 +43,24 @@ struct Element;  // Element<Stored>::Compute, Element<Stored>::load(Stored) -> C
 template <>
 struct Element<float> {
   using Compute = float;
-  static QUBD_HD float load(float v) { return v; }
+  static float load(float v) { return v; }
 };
 template <>
 struct Element<double> {
   using Compute = double;
-  static QUBD_HD double load(double v) { return v; }
+  static double load(double v) { return v; }
 };
 struct Half { uint16_t bits; };
 struct BFloat16 { uint16_t bits; };
 template <>
 struct Element<Half> {
   using Compute = float;
-  static QUBD_HD float load(Half v) { return half_to_float(v.bits); }
+  static float load(Half v) { return half_to_float(v.bits); }
 };
 template <>
 struct Element<BFloat16> {
   using Compute = float;
-  static QUBD_HD float load(BFloat16 v) { return bf16_to_float(v.bits); }
+  static float load(BFloat16 v) { return bf16_to_float(v.bits); }
 };
 
 }  // namespace qubd

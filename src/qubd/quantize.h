@@ -1,4 +1,5 @@
-// The per-element quantiser (DESIGN.md step 3), shared by host and device code:
+// The per-element quantiser (DESIGN.md step 3); the Triton kernels re-implement it and the tests
+// check that the two agree:
 //   code = clamp(round_half_even((w - lo) / delta), 0, max_code)
 // in the compute type, with a correctly rounded division. Build without fast-math: contracting or
 // reassociating these operations moves weights across rounding boundaries.
@@ -24,12 +25,13 @@ struct RoundingShift<double> {
 };
 
 template <typename T>
-QUBD_HD uint32_t quantize_value(T w, T lo, T delta, T max_code) {
+inline uint32_t quantize_value(T w, T lo, T delta, T max_code) {
   T x = (w - lo) / delta;
   // Clamping before rounding equals clamping after: 0 and max_code are integers.
   x = x > T(0) ? x : T(0);  // also maps -0 and the 0/inf of a constant tensor to 0
   x = x < max_code ? x : max_code;
-  return static_cast<uint32_t>((x + RoundingShift<T>::value) - RoundingShift<T>::value);
+  // Through int32 (x <= max_code < 2^16): x86 before AVX-512 converts only to signed integers in SIMD.
+  return static_cast<uint32_t>(static_cast<int32_t>((x + RoundingShift<T>::value) - RoundingShift<T>::value));
 }
 
 }  // namespace qubd

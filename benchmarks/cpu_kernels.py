@@ -1,0 +1,111 @@
+"""Native CPU kernels against the speed of reading the weights, per instruction set, in one run.
+
+    python benchmarks/cpu_kernels.py [--side 4096] [--repeats 7] [--small 10000]
+
+Every time is the best of --repeats calls; every ratio is against a reference measured in the same
+run (the machine is shared and noisy): `w.sum()` of the same tensor is the read limit, the min/max
+`ops.qubd` path the reference for robust clipping. The small-tensor rows time --small tensors of
+4x4 and give the per-tensor cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from functools import partial
+
+import torch
+
+import qubd
+from qubd import _C
+from qubd.backends import native
+from qubd.ctm.tables import ctm16
+from qubd.range import quant_grid, value_range
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def cpu_name() -> str:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def large(side: int, repeats: int) -> None:
+    print(f"{'dtype':>9} {'isa':>8} {'thr':>3} {'sum ms':>7} {'hist ms':>8} {'qubd ms':>8} {'clip ms':>8}"
+          f" {'hist/read':>9} {'qubd/read':>9} {'clip/qubd':>9}")  # fmt: skip
+    w32 = torch.randn(side, side, generator=torch.Generator().manual_seed(0))
+    for dtype in (torch.float32, torch.bfloat16):
+        w = w32.to(dtype)
+        grid = quant_grid(*value_range(w, None), 8)
+        hist = torch.empty(8, 65536, dtype=torch.int64)
+        for threads in sorted({1, os.cpu_count() or 1}):
+            torch.set_num_threads(threads)
+            _C.set_num_threads(threads)
+            for isa in _C.supported_isas():
+                _C.set_isa(isa)
+                t_sum = best_time(partial(torch.sum, w), repeats)
+                code = native.DTYPE_CODES[dtype]
+                args = (w.data_ptr(), code, side, side, grid.lo, grid.delta, 8, hist.data_ptr())
+                t_hist = best_time(partial(_C.weight_histograms, *args), repeats)
+                t_qubd = best_time(partial(qubd.ops.qubd, w, bits=8), repeats)
+                t_clip = best_time(partial(qubd.ops.qubd, w, bits=8, clip=99.9), repeats)
+                print(
+                    f"{str(dtype)[6:]:>9} {isa:>8} {threads:>3} {t_sum * 1e3:7.1f} {t_hist * 1e3:8.1f}"
+                    f" {t_qubd * 1e3:8.1f} {t_clip * 1e3:8.1f} {t_sum / t_hist:9.2f} {t_sum / t_qubd:9.2f}"
+                    f" {t_clip / t_qubd:9.2f}"
+                )
+    _C.set_isa(_C.supported_isas()[-1])
+
+
+def small(count: int) -> None:
+    torch.set_num_threads(1)
+    _C.set_num_threads(1)
+    ws = [torch.randn(4, 4, generator=torch.Generator().manual_seed(i)) for i in range(count)]
+    grids = [quant_grid(*value_range(w, None), 8) for w in ws]
+    table = ctm16("cpu")
+    scores = torch.empty(8, dtype=torch.float64)
+
+    def sparse() -> None:
+        for w, g in zip(ws, grids, strict=True):
+            _C.weight_scores(w.data_ptr(), 0, 4, 4, g.lo, g.delta, 8, table.data_ptr(), scores.data_ptr())
+
+    def dense() -> None:
+        for w, g in zip(ws[:200], grids, strict=False):
+            native.ctm_score(native.weight_histograms(w, g.lo, g.delta, 8))
+
+    def whole_op() -> None:
+        for w in ws[:2000]:
+            qubd.ops.qubd(w, bits=8)
+
+    print(f"4x4 tensors, 1 thread: _C.weight_scores {best_time(sparse, 3) / count * 1e6:.1f} us each;"
+          f" dense histograms + ctm_score {best_time(dense, 3) / 200 * 1e6:.0f} us each;"
+          f" ops.qubd (Python layer included) {best_time(whole_op, 3) / 2000 * 1e6:.0f} us each")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--small", type=int, default=10000)
+    args = parser.parse_args()
+    os.environ["QUBD_BACKEND"] = "native"
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__};"
+          f" instruction sets {_C.supported_isas()}; {args.side}x{args.side}, 8 planes")  # fmt: skip
+    large(args.side, args.repeats)
+    small(args.small)
+
+
+if __name__ == "__main__":
+    main()
