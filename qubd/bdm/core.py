@@ -104,10 +104,9 @@ class BDM:
         self.shape = shape
 
     def __repr__(self) -> str:
-        opts = "".join(f", {name}={getattr(self.partition, name)}" for name in self.partition.options)
         return (
             f"BDM(ndim={self.ndim}, nsymbols={self.nsymbols}, partition={self.partition.name!r}, "
-            f"shape={self.shape}{opts})"
+            f"{', '.join(self.partition.params)})"
         )
 
     # -- stages -------------------------------------------------------------------------------

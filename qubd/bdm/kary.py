@@ -6,7 +6,7 @@ the 4-symbol CTM table ``ctm-b4-d12``. :func:`kary_qubd` computes both on the sa
 
 Exactly what the k-ary estimator computes:
 
-1. ``Q = qubd.ops.quantize(w, 2, clip)``: codes 0..3 (docs/design.md, "Quantization");
+1. ``Q = qubd.ops.quantize(w, 2, clip)``: codes 0..3 (docs/design.md, 1.2 steps 2-3);
 2. ``W2 = Q.flatten(1)`` (as for QuBD; tensors with ndim < 2 or a side < 4 are refused, as QuBD
    skips them);
 3. default (``per_row=False``): the rows of ``W2`` are concatenated (row-major, i.e.

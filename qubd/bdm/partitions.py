@@ -51,8 +51,12 @@ class Partition:
         self.shape = tuple(shape)
 
     def __repr__(self) -> str:
-        opts = "".join(f", {name}={getattr(self, name)}" for name in self.options)
-        return f"{type(self).__name__}(shape={self.shape}{opts})"
+        return f"{type(self).__name__}({', '.join(self.params)})"
+
+    @property
+    def params(self) -> list[str]:
+        """``name=value`` of the shape and every option (pybdm's ``params``)."""
+        return [f"shape={self.shape}"] + [f"{name}={getattr(self, name)}" for name in self.options]
 
     def decompose(self, x: torch.Tensor, with_index: bool = False) -> list[BlockGroup]:
         """The blocks of symbols ``x`` (1D or 2D), grouped by block shape (no empty groups).
@@ -106,6 +110,7 @@ class PartitionIgnore(Partition):
             counted = BlockCounts(histogram=hist)
             counted.add_histogram(self.shape, hist[0])
             return counted
+        # Binary 1D codes (at most 2**12) are counted by bincount at least as fast.
         if x.ndim == 1 and nsymbols > 2 and native.available(x):
             codes, counts = native.block_counts(x, self.shape[0], nsymbols)
             return BlockCounts({self.shape: codes}, {self.shape: counts})
