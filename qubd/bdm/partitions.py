@@ -76,6 +76,10 @@ class Partition:
         """Decompose ``x`` and count its distinct raw blocks."""
         return count_blocks(self.decompose(x), nsymbols)
 
+    def _by_histogram(self, x: torch.Tensor, nsymbols: int) -> bool:
+        """Whether ``x`` holds blocks that ``qubd.ops.plane_histograms`` counts (binary, 4x4)."""
+        return nsymbols == 2 and self.shape == HISTOGRAM_SHAPE and min(x.shape) >= HISTOGRAM_SHAPE[0]
+
     def part_shapes(self, data_shape: tuple[int, ...]) -> Counter:
         """pybdm's ``partition._iter_shapes(X)`` counted: the part shapes that bound normalised values.
 
@@ -105,7 +109,7 @@ class PartitionIgnore(Partition):
         return [(self.shape, [tile(t, self.shape[0]) for t in tensors])]
 
     def decompose_and_count(self, x: torch.Tensor, nsymbols: int) -> BlockCounts:
-        if nsymbols == 2 and self.shape == HISTOGRAM_SHAPE and min(x.shape) >= 4:
+        if self._by_histogram(x, nsymbols):
             hist = qops.plane_histograms(x, 1)
             counted = BlockCounts(histogram=hist)
             counted.add_histogram(self.shape, hist[0])
@@ -138,10 +142,11 @@ class PartitionRecursive(Partition):
         return found
 
     def decompose_and_count(self, x: torch.Tensor, nsymbols: int) -> BlockCounts:
-        if not (nsymbols == 2 and self.shape == HISTOGRAM_SHAPE and min(x.shape) >= 4):
+        if not self._by_histogram(x, nsymbols):
             return super().decompose_and_count(x, nsymbols)
         # The full 4x4 blocks through the block-code histogram, the recursion on the edges generically.
-        rows, cols = x.shape[0] // 4 * 4, x.shape[1] // 4 * 4
+        s = self.shape[0]
+        rows, cols = x.shape[0] // s * s, x.shape[1] // s * s
         hist = qops.plane_histograms(x[:rows, :cols], 1)[0]
         counted = count_blocks(_grouped(self._parts([x.unsqueeze(0)], full=False), False), nsymbols)
         counted.add_histogram(self.shape, hist)
