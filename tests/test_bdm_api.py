@@ -224,7 +224,7 @@ def test_missing_ctm_parts(k):
     values = table.values[(12,)]
     mean = BDM(1, k, warn_if_missing_ctm=False, missing_ctm="mean").bdm(x)
     missing = BDM(1, k, warn_if_missing_ctm=False).count(BDM(1, k).decompose(x))
-    ctm, found = BDM(1, k, warn_if_missing_ctm=False)._lookup.values((12,), missing.codes[(12,)])
+    ctm, found = BDM(1, k, warn_if_missing_ctm=False).ctm.values((12,), missing.codes[(12,)])
     n_missing_distinct = int((~found).sum())
     assert n_missing_distinct >= 1
     assert mean == pytest.approx(
@@ -404,3 +404,33 @@ def test_native_kary_bdm_equals_torch_path(k, with_backend):
     with_backend("torch")
     assert not native.available(torch.empty(0))
     assert (bdm.bdm(x), bdm.ent(x), bdm.nbdm(x)) == fast
+
+
+@pytest.mark.parametrize("partition", list(PARTITIONS))
+def test_partition_classes_as_in_pybdm(partition):
+    """``partition=`` takes qubd's partition class of pybdm's name, as pybdm takes its own."""
+    from qubd import bdm as qbdm
+
+    cls = getattr(qbdm, PARTITIONS[partition].__name__)
+    x = np.random.default_rng(12).integers(0, 2, size=(19, 22))
+    option = {"ignore": {}, "recursive": {"min_length": 1}, "correlated": {"shift": 3}}[partition]
+    ours = BDM(2, partition=cls, **option)
+    assert ours.partition.name == partition and isinstance(ours.partition, cls)
+    ref = pybdm.BDM(ndim=2, partition=PARTITIONS[partition], **option)
+    for method in METHODS:
+        assert_matches(ref, ours, method, x)
+
+
+@pytest.mark.parametrize("k", [4, 5, 6, 9])
+def test_normalised_codes_equal_pybdm_normalize_key(k):
+    """Both routes of symbol normalisation (by table where :func:`normalises_by_table`, by the symbols
+    otherwise) give pybdm's ``normalize_key`` for every block length of the table."""
+    from qubd.bdm.blocks import decode_codes, normalize_codes, normalize_digits
+
+    rng = np.random.default_rng(k)
+    for length in range(1, 13):
+        codes = torch.from_numpy(rng.integers(0, k**length, size=300))
+        blocks = decode_codes(codes, length, k)
+        expected = [int(normalize_key(string_from_array(b)), k) for b in blocks.numpy()]
+        assert normalize_codes(codes, length, k).tolist() == expected
+        assert normalize_digits(blocks, k).tolist() == expected

@@ -1,4 +1,4 @@
-"""Block encoding: a block of symbols as a base-k integer, and pybdm's symbol normalisation.
+"""Blocks: groups of blocks of one shape, a block as a base-k integer, and pybdm's symbol normalisation.
 
 A block of ``L`` cells (1D: in order; 2D: row-major) over the alphabet ``0..k-1`` is the integer
 ``sum_i block[i] * k**(L-1-i)``: the first cell is the most significant digit, so the code written
@@ -12,11 +12,26 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
+from dataclasses import dataclass
 
 import torch
 
 # Normalising is done in chunks of this many codes to bound the [codes, L, k] temporaries.
 _CHUNK = 1 << 18
+# Two-level normalisation tables up to this many suffix entries (4-symbol blocks of 12: 65 states
+# x 4**6 = 266,240 entries, 2 MiB).
+_TWO_LEVEL_LIMIT = 1 << 19
+
+
+@dataclass(frozen=True)
+class BlockGroup:
+    """All blocks of one shape: ``blocks`` [P, L] symbols (2D blocks row-major), ``index`` [P, L] the
+    flat position in the data of every cell (when asked for)."""
+
+    shape: tuple[int, ...]
+    blocks: torch.Tensor
+    index: torch.Tensor | None = None
 
 
 def place_values(length: int, nsymbols: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -68,18 +83,36 @@ def normalize_codes(codes: torch.Tensor, length: int, nsymbols: int) -> torch.Te
     """int64 [U]: codes of the blocks with symbols relabelled in order of first appearance.
 
     Equals pybdm's ``normalize_key`` on the key strings. For a binary alphabet this is "complement
-    the block if its first cell is 1"; 4-symbol blocks of 12 go through two small tables
-    (:func:`_two_level_tables`); others through :func:`normalize_digits`.
+    the block if its first cell is 1"; blocks of even length whose two-level tables are small (e.g.
+    4-symbol blocks of 12) go through them (:func:`_two_level_tables`); others through
+    :func:`normalize_digits`.
     """
     if nsymbols == 2:
         top = (codes >> (length - 1)) & 1
         return torch.where(top.bool(), codes ^ ((1 << length) - 1), codes)
-    if nsymbols == 4 and length == 12:
-        half = nsymbols**6
-        prefix_code, prefix_state, suffix = _two_level_tables(nsymbols, 6, str(codes.device))
+    if _two_level_size(length, nsymbols) <= _TWO_LEVEL_LIMIT:
+        half = nsymbols ** (length // 2)
+        prefix_code, prefix_state, suffix = _two_level_tables(nsymbols, length // 2, str(codes.device))
         prefix, rest = torch.div(codes, half, rounding_mode="floor"), codes % half
         return prefix_code[prefix] * half + suffix[prefix_state[prefix] * half + rest]
     return normalize_digits(decode_codes(codes, length, nsymbols), nsymbols)
+
+
+def normalises_by_table(length: int, nsymbols: int) -> bool:
+    """Whether :func:`normalize_codes` normalises codes of blocks of ``length`` by table lookups (binary
+    blocks, and those with small two-level tables), which is faster than :func:`normalize_digits` on
+    the blocks' symbols."""
+    return nsymbols == 2 or _two_level_size(length, nsymbols) <= _TWO_LEVEL_LIMIT
+
+
+def _two_level_size(length: int, nsymbols: int) -> float:
+    """Entries of the suffix table of :func:`_two_level_tables` (inf for odd lengths): one row of
+    ``k**(length/2)`` per state, a state being the symbols seen, in order of first appearance."""
+    if length % 2:
+        return math.inf
+    half = length // 2
+    states = sum(math.perm(nsymbols, d) for d in range(min(nsymbols, half) + 1))
+    return states * nsymbols**half
 
 
 @functools.cache

@@ -6,7 +6,7 @@ the 4-symbol CTM table ``ctm-b4-d12``. :func:`kary_qubd` computes both on the sa
 
 Exactly what the k-ary estimator computes:
 
-1. ``Q = qubd.ops.quantize(w, 2, clip)``: codes 0..3 (DESIGN.md steps 2-3);
+1. ``Q = qubd.ops.quantize(w, 2, clip)``: codes 0..3 (docs/design.md, 1.2 steps 2-3);
 2. ``W2 = Q.flatten(1)`` (as for QuBD; tensors with ndim < 2 or a side < 4 are refused, as QuBD
    skips them);
 3. default (``per_row=False``): the rows of ``W2`` are concatenated (row-major, i.e.
@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import torch
 
 from qubd import ops as qops
-from qubd.bdm.core import BDM, BlockCounts
-from qubd.bdm.partitions import BlockGroup
+from qubd.bdm.blocks import BlockGroup
+from qubd.bdm.core import BDM
+from qubd.bdm.counts import BlockCounts
 from qubd.ops import validation
 
 BLOCK = 12
@@ -81,7 +82,7 @@ def kary_qubd(
     bdm = BDM(1, 4, warn_if_missing_ctm=warn_if_missing_ctm, missing_ctm=missing_ctm)
     counts = kary_counts(matrix, bdm, per_row)
     shape = (BLOCK,)
-    ctm, found = bdm._lookup.values(shape, counts.codes[shape], counts.digits.get(shape))
+    ctm, found = bdm.ctm.values(shape, counts.codes[shape], counts.digits.get(shape))
     n = counts.counts[shape]
     kary = float((ctm + torch.log2(n.to(torch.float64))).sum())
     planes = qops.qubd(w, 2, clip)

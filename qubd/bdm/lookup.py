@@ -1,5 +1,8 @@
 """Lookup stage: CTM values of raw block codes, on any device.
 
+:func:`table_name` is the table for an alphabet: pybdm's ``ctm-b{k}-d12`` for 1D data over ``k``
+symbols (blocks of up to 12), ``ctm-b2-d4x4`` for 2D binary data (square blocks up to 4x4).
+
 A raw code is normalised (:func:`qubd.bdm.blocks.normalize_codes`) and searched in the table's
 sorted normalised keys. For shapes with at most 2**16 raw codes (every binary block up to 4x4, short
 k-ary blocks) a dense table ``raw code -> CTM`` is built once per device and the lookup is a gather;
@@ -28,10 +31,19 @@ import numpy as np
 import torch
 
 from qubd.bdm import native
-from qubd.bdm.blocks import key_string, normalize_codes, normalize_digits
-from qubd.ctm.tables import CTMTable
+from qubd.bdm.blocks import key_string, normalises_by_table, normalize_codes, normalize_digits
+from qubd.ctm.tables import CTMTable, load_table
 
 MISSING_POLICIES = ("max+1", "mean", "error")
+# (ndim, nsymbols) -> pybdm's CTM table
+TABLES = {
+    (1, 2): "ctm-b2-d12",
+    (1, 4): "ctm-b4-d12",
+    (1, 5): "ctm-b5-d12",
+    (1, 6): "ctm-b6-d12",
+    (1, 9): "ctm-b9-d12",
+    (2, 2): "ctm-b2-d4x4",
+}
 _DENSE_LIMIT = 1 << 16
 # Normalised-code tables up to this size (32 MiB of float64: ctm-b4-d12's length-12 blocks).
 _DENSE_NORMALISED_LIMIT = 1 << 22
@@ -41,8 +53,22 @@ class CTMMissingWarning(RuntimeWarning):
     """A block is absent from the CTM table; its CTM value was imputed (pybdm's BDMRuntimeWarning)."""
 
 
+def table_name(ndim: int, nsymbols: int) -> str:
+    """The CTM table of data with ``ndim`` axes over ``nsymbols`` symbols (ValueError if none)."""
+    if (ndim, nsymbols) not in TABLES:
+        raise ValueError(
+            f"no CTM table for ndim={ndim!r}, nsymbols={nsymbols!r}; available (ndim, nsymbols): "
+            + ", ".join(str(k) for k in TABLES)
+        )
+    return TABLES[(ndim, nsymbols)]
+
+
 class CTMLookup:
-    """CTM values of raw block codes for one table, with pybdm's handling of missing blocks."""
+    """CTM values of raw block codes for one table, with pybdm's handling of missing blocks.
+
+    ``CTMLookup.for_data(ndim, nsymbols)`` picks the table (:func:`table_name`); ``values`` looks
+    codes up; ``stand_in`` is the value given to blocks missing from the table.
+    """
 
     def __init__(self, table: CTMTable, missing: str = "max+1", warn: bool = True) -> None:
         if missing not in MISSING_POLICIES:
@@ -52,6 +78,16 @@ class CTMLookup:
         self.missing = missing
         self.warn = warn
         self._cache: dict[tuple, object] = {}
+
+    @classmethod
+    def for_data(cls, ndim: int, nsymbols: int, missing: str = "max+1", warn: bool = True) -> CTMLookup:
+        """The lookup in the CTM table of data with ``ndim`` axes over ``nsymbols`` symbols."""
+        return cls(load_table(table_name(ndim, nsymbols)), missing, warn)
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """The block shapes the table has values for."""
+        return sorted(self.table.codes)
 
     def has_shape(self, shape: tuple[int, ...]) -> bool:
         return tuple(shape) in self.table.codes
@@ -85,7 +121,7 @@ class CTMLookup:
         if hashed is not None:
             values = native.ctm_values(hashed, native.normalise_codes(raw, length, self.nsymbols))
             return values, ~torch.isnan(values)
-        if digits is not None and self.nsymbols > 2 and not (self.nsymbols == 4 and length == 12):
+        if digits is not None and not normalises_by_table(length, self.nsymbols):
             normalised = normalize_digits(digits, self.nsymbols)
         else:
             normalised = normalize_codes(raw, length, self.nsymbols)

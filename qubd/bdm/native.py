@@ -5,7 +5,7 @@ normalises block codes (decode, relabel in order of first appearance, encode) an
 codes up in a hash table of the CTM table (about one cache miss a block, where a search in the
 sorted table of millions of keys costs several). Used when the native backend runs the ops on CPU
 tensors (``qubd.ops.dispatch.routed``); the torch code in
-:mod:`qubd.bdm.core`, :mod:`qubd.bdm.blocks` and :mod:`qubd.bdm.lookup` is the reference and runs on
+:mod:`qubd.bdm.counts`, :mod:`qubd.bdm.blocks` and :mod:`qubd.bdm.lookup` is the reference and runs on
 every other device (tests compare both).
 """
 

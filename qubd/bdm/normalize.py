@@ -1,7 +1,7 @@
 """Bounds for normalised BDM and block entropy, exactly as pybdm defines them.
 
 pybdm normalises ``(value - min) / (max - min)`` with bounds that depend only on the *shapes* of
-the parts (``partition._iter_shapes``, see :func:`qubd.bdm.partitions.slice_shapes`), not on the
+the parts (``partition._iter_shapes``, see :meth:`qubd.bdm.partitions.Partition.part_shapes`), not on the
 data:
 
 * min BDM: for each part shape with ``n`` parts, the smallest CTM value of the shape + log2(n);

@@ -30,10 +30,9 @@ import math
 import numpy as np
 import torch
 
-from qubd.bdm.blocks import encode_blocks, place_values
+from qubd.bdm.blocks import BlockGroup, encode_blocks, place_values
 from qubd.bdm.core import BDM
 from qubd.bdm.inputs import as_symbols
-from qubd.bdm.partitions import BlockGroup
 
 METRICS = ("bdm", "ent")
 _DENSE_COUNTS = 1 << 20
@@ -84,12 +83,12 @@ def _count_function(uniq: torch.Tensor, cnt: torch.Tensor, space: int):
 
 def _deltas(bdm: BDM, x: torch.Tensor, new: torch.Tensor, metric: str) -> torch.Tensor:
     """float64 [x.shape]: change of the measure when each element of ``x`` alone becomes ``new``."""
-    groups = bdm._decompose(x, with_index=True)
+    groups = bdm.partition.decompose(x, with_index=True)
     counts = bdm.count(groups)
     total = counts.total
     if total == 0:
         raise ValueError(
-            f"X of shape {list(x.shape)} holds no block of shape {bdm.shape} under the {bdm.partition} "
+            f"X of shape {list(x.shape)} holds no block of shape {bdm.shape} under the {bdm.partition.name} "
             "partition, so there is nothing to perturb"
         )
     ctm_of_distinct = bdm.lookup(counts)
@@ -102,10 +101,10 @@ def _deltas(bdm: BDM, x: torch.Tensor, new: torch.Tensor, metric: str) -> torch.
         change = flat_new[group.index].to(torch.int64) - group.blocks.to(torch.int64)  # [P, L]
         new_codes = codes.unsqueeze(1) + change * place_values(length, bdm.nsymbols, x.device)
         changed = change != 0
-        if bdm.partition != "correlated":
+        if not bdm.partition.overlapping:
             count_of = _count_function(uniq, cnt, bdm.nsymbols**length)
             old_pos = torch.searchsorted(uniq, codes)
-            ctm_new = bdm._lookup.values(shape, new_codes.reshape(-1))[0].reshape(new_codes.shape)
+            ctm_new = bdm.ctm.values(shape, new_codes.reshape(-1))[0].reshape(new_codes.shape)
             d = _remove_one(ctm_of_distinct[shape][old_pos], cnt[old_pos], total, metric).unsqueeze(1)
             d = d + _add_one(ctm_new, count_of(new_codes), total, metric)
             deltas.index_put_((group.index[changed],), d[changed])
@@ -124,7 +123,7 @@ def _overlapping(
     total: int,
     metric: str,
 ) -> torch.Tensor:
-    """Exact deltas when an element lies in several blocks (correlated partition), flat [numel]."""
+    """Exact deltas when an element lies in several blocks (overlapping partitions), flat [numel]."""
     uniq, cnt = counted
     element = group.index[changed]
     old = encode_blocks(group.blocks, bdm.nsymbols).unsqueeze(1).expand_as(new_codes)[changed]
@@ -141,7 +140,7 @@ def _overlapping(
     net = torch.zeros(int(start.sum()), dtype=torch.int64, device=key.device).index_add_(0, segment, step)
     element, key = element[start], key[start]
     n = _counts_of(key, uniq, cnt)
-    ctm = bdm._lookup.values(group.shape, key)[0]
+    ctm = bdm.ctm.values(group.shape, key)[0]
     term = _measure(ctm, n + net, total, metric) - _measure(ctm, n, total, metric)
     size = int(group.index.max()) + 1
     return torch.zeros(size, dtype=torch.float64, device=key.device).index_add_(0, element, term)
