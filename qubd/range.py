@@ -45,7 +45,7 @@ def _quantile_rank(n: int, q: float, dtype: torch.dtype) -> tuple[int, int, torc
     """torch.quantile's rank q*(n-1): below/above indices and the interpolation weight."""
     if n <= FLOAT32_EXACT_COUNT or dtype == torch.float64:
         rank = torch.tensor(q, dtype=dtype) * (n - 1)
-    else:  # n - 1 is no longer exact in float32: compute the rank in float64 (DESIGN.md, step 2)
+    else:  # n - 1 is no longer exact in float32: compute the rank in float64 (docs/design.md 1.2 step 2)
         rank = torch.tensor(q, dtype=torch.float64) * (n - 1)
     below = int(torch.floor(rank).item())
     above = int(torch.ceil(rank).item())

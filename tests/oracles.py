@@ -1,4 +1,4 @@
-"""Independent oracles: pybdm (the reference BDM) and the paper's quantiser as DESIGN.md writes it.
+"""Independent oracles: pybdm (the reference BDM) and the paper's quantiser as docs/design.md writes it.
 
 Nothing here calls qubd: tests compare qubd against these.
 """
@@ -74,7 +74,7 @@ def paper_range(w2: torch.Tensor, clip: float | None) -> tuple[np.float32, np.fl
 
 
 def paper_quantize(w: torch.Tensor, bits: int, clip: float | None) -> np.ndarray:
-    """DESIGN.md steps 1-3 in numpy float32: Q = clamp(rint((W2 - lo) / delta), 0, 2^b - 1)."""
+    """docs/design.md 1.2 steps 1-3 in numpy float32: Q = clamp(rint((W2 - lo) / delta), 0, 2^b - 1)."""
     w2 = w.flatten(1) if w.ndim > 2 else w
     a = w2.float().numpy()
     lo, hi = paper_range(w2, clip)

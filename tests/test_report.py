@@ -29,7 +29,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def paper_planes(w: torch.Tensor, bits: int = 8, clip: float | None = 99.9) -> list[float]:
-    """The paper's pipeline as DESIGN.md writes it: a numpy float32 quantiser, pybdm per plane."""
+    """The paper's pipeline as docs/design.md writes it: a numpy float32 quantiser, pybdm per plane."""
     m = w.detach().to(torch.float32).flatten(1).numpy()
     if clip is None:
         lo, hi = np.float32(m.min()), np.float32(m.max())

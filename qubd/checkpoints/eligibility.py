@@ -1,4 +1,4 @@
-"""Which tensors are scored (DESIGN.md step 1), and why the others are not."""
+"""Which tensors are scored (docs/design.md 1.2 step 1), and why the others are not."""
 
 from __future__ import annotations
 

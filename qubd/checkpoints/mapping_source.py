@@ -10,7 +10,7 @@ without that prefix (``w``, not ``state_dict.w``). Nothing is dropped silently:
   reason "optimizer state", never scored;
 - every other tensor beside the wrapped state dict (``{"model": sd, "head": {"weight": ...}}``) is
   scored like the state dict's own, under its dotted name (``head.weight``): a checkpoint file is
-  scored by all its floating tensors (DESIGN.md), the wrapper key only loses its prefix.
+  scored by all its floating tensors (docs/design.md), the wrapper key only loses its prefix.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The tensors of an ``nn.Module`` that are scored: each trainable ``weight`` with ndim >= 2 (for a
-parametrized weight, its ``original``), each distinct tensor once even when tied (DESIGN.md).
+parametrized weight, its ``original``), each distinct tensor once even when tied (docs/design.md).
 
 Tied means the same values in the same memory (``entries.tensor_identity``), whether one Parameter
 object or several sharing storage. A parametrization with several originals has no single

@@ -14,7 +14,7 @@ dispatch.use_environment()
 
 
 def quantize(w: torch.Tensor, bits: int, clip: float | None = None) -> torch.Tensor:
-    """Integer codes of ``w`` on its ``bits``-bit grid (DESIGN.md steps 2-3), shape of ``w``.
+    """Integer codes of ``w`` on its ``bits``-bit grid (docs/design.md 1.2 steps 2-3), shape of ``w``.
 
     uint8 for bits <= 8, int32 above. ``clip`` is a percentile (e.g. 99.9) for a robust range,
     None for min/max.

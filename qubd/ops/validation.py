@@ -65,7 +65,7 @@ def check_tensor(x: object, what: str) -> torch.Tensor:
 
 
 def as_matrix(x: torch.Tensor, what: str) -> torch.Tensor:
-    """DESIGN.md step 1: flatten(1) to 2D; refuse what has no full 4x4 block."""
+    """docs/design.md 1.2 step 1: flatten(1) to 2D; refuse what has no full 4x4 block."""
     if x.ndim < 2:
         raise ValueError(f"{what} must have at least 2 dimensions, got shape {list(x.shape)}")
     m = x.flatten(1)

@@ -1,4 +1,4 @@
-"""Bit-planes, 4x4 block codes and their histograms (DESIGN.md steps 4-5, "Block hashing").
+"""Bit-planes, 4x4 block codes and their histograms (docs/design.md 1.1, and 1.2 steps 4-5).
 
 Cell (r, c) of a 4x4 block is bit ``15 - (4r + c)`` of its 16-bit code, so the code written in
 binary is pybdm's row-major key string. Rows/columns past the last full block are dropped.

@@ -1,4 +1,4 @@
-"""The BDM sum over code histograms (DESIGN.md "Block hashing")."""
+"""The BDM sum over code histograms (docs/design.md 1.1)."""
 
 from __future__ import annotations
 

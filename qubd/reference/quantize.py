@@ -1,4 +1,4 @@
-"""Quantise weights to integer codes on a grid (DESIGN.md step 3)."""
+"""Quantise weights to integer codes on a grid (docs/design.md 1.2 step 3)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The expected BDM of a binary plane's shuffled self, and its standard deviation, in closed form.
 
 A shuffle keeps a plane's ``k`` ones among its ``n`` cells and arranges them uniformly at random;
-the plane's BDM (4x4 blocks, DESIGN.md) then depends only on which codes its ``B`` complete blocks
+the plane's BDM (4x4 blocks, docs/design.md) then depends only on which codes its ``B`` complete blocks
 show. Codes with the same number of ones ``j`` (a popcount class; 17 classes) are equally likely:
 one block shows a given code of class ``j`` with probability ``(k)_j (n-k)_(16-j) / (n)_16``
 (falling factorials), so every sum over the 65536 codes is a sum over 17 classes, with the class's

@@ -1,6 +1,6 @@
 """Per-tensor notes on how the range was handled where the plain rule does not apply: a span below
-1e-8 (every weight is code 0, DESIGN.md step 3) and a range too wide for float32 (quantised in float64
-rather than refused). The report and the table show them beside the tensor."""
+1e-8 (every weight is code 0, docs/design.md 1.2 step 3) and a range too wide for float32
+(quantised in float64 rather than refused). The report and the table show them beside the tensor."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The ``reference`` baseline: each tensor against the tensor of the same name in another set of
 weights (the initialisation at step 0, a random initialisation of the same architecture), scored with
-the same options (DESIGN.md, "Baselines and ratios").
+the same options (docs/design.md 1.5).
 
 The checkpoint's tensors are paired with the reference's by name. A tensor that would be scored but
 has no usable partner (none of that name, another shape, not floating point there) is listed with the

@@ -57,7 +57,7 @@ def score(
     """The QuBD report of ``obj``: an ``nn.Module``, a state dict, or checkpoint path(s) (a
     ``.safetensors`` file, a Hugging Face model directory, a ``.bin``/``.pt`` file).
 
-    Each eligible tensor (DESIGN.md) is quantised to ``bits`` bits over its min/max (``clip=None``) or
+    Each eligible tensor (docs/design.md) is quantised to ``bits`` bits over its min/max (``clip=None``) or
     its ``clip`` percentile range and scored per bit-plane. ``baseline``: "expected" (default: the mean
     and std of each plane's QuBD over random arrangements of the tensor's values, in closed form,
     no random numbers), "shuffle" (the tensor's values permuted; ``repeats`` runs seeded by

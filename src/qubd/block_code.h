@@ -1,4 +1,4 @@
-// 4x4 block codes of bit-planes (DESIGN.md "Block hashing").
+// 4x4 block codes of bit-planes (docs/design.md 1.1).
 // Cell (r, c) of a block is bit 15 - (4r + c) of its 16-bit code, so the code written in binary is
 // pybdm's row-major key string. Plane p of a block's 16 quantised cells is the code of bit p.
 #pragma once

@@ -1,4 +1,4 @@
-// The per-element quantiser (DESIGN.md step 3); the Triton kernels re-implement it and the tests
+// The per-element quantiser (docs/design.md 1.2 step 3); the Triton kernels re-implement it and the tests
 // check that the two agree:
 //   code = clamp(round_half_even((w - lo) / delta), 0, max_code)
 // in the compute type, with a correctly rounded division. Build without fast-math: contracting or

@@ -1,4 +1,4 @@
-"""Quantisation to the grid (DESIGN.md step 3): the per-element math, and the elementwise kernel."""
+"""Quantisation to the grid (docs/design.md 1.2 step 3): the per-element math, and the elementwise kernel."""
 
 from __future__ import annotations
 
