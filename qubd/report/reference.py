@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -22,7 +23,9 @@ from qubd.checkpoints.eligibility import FLOAT_DTYPES
 from qubd.checkpoints.source import NOT_INDEXED
 from qubd.report.errors import ReportError
 from qubd.report.options import REFERENCE, ScoreOptions
-from qubd.report.scores import TensorScore
+
+if TYPE_CHECKING:
+    from qubd.report.scores import TensorScore
 
 NOT_IN_REFERENCE = "not in the reference"
 SHAPE_DIFFERS = "shape differs from the reference"
