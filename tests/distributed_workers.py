@@ -185,6 +185,11 @@ def check_cli(rank: int, world: int, tmp: str) -> dict:
     )
 
 
+def check_cli_reference(rank: int, world: int, tmp: str) -> dict:
+    checkpoint = os.path.join(tmp, "model.safetensors")
+    return _cli(rank, world, checkpoint, "--reference", checkpoint, "--json", os.path.join(tmp, "ref.json"))
+
+
 def check_cli_fault(rank: int, world: int, tmp: str) -> dict:
     """A checkpoint one of whose tensors (scored by one rank) holds a NaN."""
     return _cli(rank, world, os.path.join(tmp, "bad.safetensors"), "--json", os.path.join(tmp, "out.json"))
@@ -204,6 +209,7 @@ def check_faults(rank: int, world: int, tmp: str) -> dict:
         "options": _error(lambda: qubd.score(model, bits=8 if rank == 0 else 4, baseline="none")),
         "shuffle": _error(lambda: qubd.score(model, baseline="shuffle")),
         "reinit": _error(lambda: qubd.score(model, baseline="reinit")),
+        "reference": _error(lambda: qubd.score(model, reference=transformer())),
     }
     local = model.blocks[1].up.weight.to_local()
     if rank == world - 1:
@@ -221,6 +227,7 @@ CHECKS = {
     "ddp": check_ddp,
     "faults": check_faults,
     "cli": check_cli,
+    "cli_reference": check_cli_reference,
     "cli_fault": check_cli_fault,
 }
 

@@ -23,7 +23,7 @@ from tests import distributed_workers as workers
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_CHECKS = {
-    2: ["order_statistics", "halo", "fsdp", "ddp", "faults", "cli"],
+    2: ["order_statistics", "halo", "fsdp", "ddp", "faults", "cli", "cli_reference"],
     3: ["order_statistics", "halo", "fsdp", "shard1", "cli_fault"],
 }
 BOTH = pytest.mark.parametrize("size", sorted(WORLD_CHECKS))
@@ -154,6 +154,7 @@ def test_faults_reach_every_rank(worlds):
         for baseline in ("shuffle", "reinit"):
             assert f"sharded over ranks: the '{baseline}' baseline" in rank_results[baseline]
             assert "baseline='expected' (the default) or 'none'" in rank_results[baseline]
+        assert "not supported on a model scored by every rank" in rank_results["reference"]
         assert "blocks.1.up.weight" in rank_results["nonfinite"] and "1 NaN/Inf" in rank_results["nonfinite"]
     assert len({r["nonfinite"] for r in results}) == 1 and len({r["options"] for r in results}) == 1
 
@@ -193,6 +194,14 @@ def test_python_m_qubd_runs_the_command(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         runpy.run_module("qubd", run_name="__main__")
     assert exit_.value.code == 0 and "score" in capsys.readouterr().out
+
+
+def test_reference_under_torchrun_is_refused(worlds):
+    results, tmp = worlds(2)
+    for rank_results in results_of(worlds, 2, "cli_reference"):
+        assert rank_results["status"] == 2
+        assert "--reference is not supported under torchrun" in rank_results["stderr"]
+    assert not (tmp / "ref.json").exists()
 
 
 def test_failing_rank_stops_every_rank_without_report(worlds):
