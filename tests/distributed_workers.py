@@ -3,6 +3,7 @@ asserts: results go back to the test, which compares them with single-process co
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -38,6 +39,7 @@ class TinyTransformer(nn.Module):
         self.embed = nn.Embedding(vocab, width)
         self.blocks = nn.ModuleList(Block(width, hidden) for _ in range(layers))
         self.head = nn.Linear(width, vocab)
+        self.constant = nn.Linear(9, 7)
 
 
 def transformer(seed: int = 0) -> TinyTransformer:
@@ -45,7 +47,14 @@ def transformer(seed: int = 0) -> TinyTransformer:
     model = TinyTransformer()
     with torch.no_grad():  # heavy tails, so that 99.9 clipping cuts values off
         model.blocks[0].up.weight[3, 5] = 40.0
+        model.constant.weight.fill_(0.25)  # a tensor with a range note
     return model
+
+
+def report_dict(report: qubd.Report) -> dict:
+    """A report's JSON, less what depends on the run (timing) or on the wrapper (the source)."""
+    drop = ("seconds", "weights_per_second", "source")
+    return {k: v for k, v in json.loads(report.to_json()).items() if k not in drop}
 
 
 def order_statistics_input(dtype: torch.dtype) -> torch.Tensor:
@@ -119,14 +128,16 @@ def fsdp_configs(world: int) -> list:
 
 
 def check_fsdp(rank: int, world: int, tmp: str) -> dict:
+    """Scores with the default ("expected") baseline, and with none (planes only)."""
     model = _fsdp_model()
     results = {}
     for clip, bits in fsdp_configs(world):
-        report = qubd.score(model, bits=bits, clip=clip, baseline="none")
-        results[f"{clip}-{bits}"] = {t.name: t.planes for t in report.tensors}
-    tracker = qubd.ComplexityTracker(model, os.path.join(tmp, "log.json"), baseline="none", clip=99.9)
+        results[f"{clip}-{bits}"] = report_dict(qubd.score(model, bits=bits, clip=clip))
+    report = qubd.score(model, bits=8, clip=None, baseline="none")
+    results["none"] = {t.name: t.planes for t in report.tensors}
+    tracker = qubd.ComplexityTracker(model, os.path.join(tmp, "log.json"), clip=99.9)
     tracker.log(0)
-    results["tracker"] = tracker.entries[0]["tensors"]
+    results["tracker"] = tracker.entries[0]
     return results
 
 
@@ -138,17 +149,17 @@ def check_shard1(rank: int, world: int, tmp: str) -> dict:
     mesh = init_device_mesh("cpu", (world,))
     for layer in (model.blocks[0].up, model.blocks[1].down, model.head):
         layer.weight = nn.Parameter(distribute_tensor(layer.weight.detach(), mesh, [Shard(1)]))
-    report = qubd.score(model, bits=8, clip=99.9, baseline="none")
-    return {"planes": {t.name: t.planes for t in report.tensors}}
+    return {f"{bits}": report_dict(qubd.score(model, bits=bits, clip=99.9)) for bits in (1, 8)}
 
 
 def check_ddp(rank: int, world: int, tmp: str) -> dict:
     model = nn.parallel.DistributedDataParallel(transformer())
-    report = qubd.score(model, bits=8, clip=99.9, baseline="shuffle", repeats=2)
-    data = report.to_dict()
-    data.pop("seconds", None)
-    data.pop("weights_per_second", None)
-    return {"report": data}
+    shuffle = qubd.score(model, bits=8, clip=99.9, baseline="shuffle", repeats=2)
+    return {
+        "source": shuffle.source,
+        "shuffle": report_dict(shuffle),
+        "expected": report_dict(qubd.score(model)),
+    }
 
 
 def _cli(rank: int, world: int, *argv: str) -> dict:
@@ -174,6 +185,11 @@ def check_cli(rank: int, world: int, tmp: str) -> dict:
     )
 
 
+def check_cli_reference(rank: int, world: int, tmp: str) -> dict:
+    checkpoint = os.path.join(tmp, "model.safetensors")
+    return _cli(rank, world, checkpoint, "--reference", checkpoint, "--json", os.path.join(tmp, "ref.json"))
+
+
 def check_cli_fault(rank: int, world: int, tmp: str) -> dict:
     """A checkpoint one of whose tensors (scored by one rank) holds a NaN."""
     return _cli(rank, world, os.path.join(tmp, "bad.safetensors"), "--json", os.path.join(tmp, "out.json"))
@@ -192,6 +208,8 @@ def check_faults(rank: int, world: int, tmp: str) -> dict:
     results = {
         "options": _error(lambda: qubd.score(model, bits=8 if rank == 0 else 4, baseline="none")),
         "shuffle": _error(lambda: qubd.score(model, baseline="shuffle")),
+        "reinit": _error(lambda: qubd.score(model, baseline="reinit")),
+        "reference": _error(lambda: qubd.score(model, reference=transformer())),
     }
     local = model.blocks[1].up.weight.to_local()
     if rank == world - 1:
@@ -209,6 +227,7 @@ CHECKS = {
     "ddp": check_ddp,
     "faults": check_faults,
     "cli": check_cli,
+    "cli_reference": check_cli_reference,
     "cli_fault": check_cli_fault,
 }
 

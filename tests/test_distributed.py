@@ -18,11 +18,12 @@ import qubd
 from qubd.distributed import balance
 from qubd.distributed.halo import ShardLayout
 from qubd.reference.blocks import plane_histograms
+from qubd.report.tracker import log_entry
 from tests import distributed_workers as workers
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_CHECKS = {
-    2: ["order_statistics", "halo", "fsdp", "ddp", "faults", "cli"],
+    2: ["order_statistics", "halo", "fsdp", "ddp", "faults", "cli", "cli_reference"],
     3: ["order_statistics", "halo", "fsdp", "shard1", "cli_fault"],
 }
 BOTH = pytest.mark.parametrize("size", sorted(WORLD_CHECKS))
@@ -84,49 +85,76 @@ def test_shard_layout_owned_rows():
         ShardLayout(0, 10, (0, 6), (5, 4))
 
 
+def single_process(clip, bits, baseline: str = "expected") -> qubd.Report:
+    return qubd.score(workers.transformer(), bits=bits, clip=clip, baseline=baseline)
+
+
 def single_process_planes(clip, bits) -> dict:
-    report = qubd.score(workers.transformer(), bits=bits, clip=clip, baseline="none")
-    return {t.name: t.planes for t in report.tensors}
+    return {t.name: t.planes for t in single_process(clip, bits, "none").tensors}
+
+
+def assert_has_expected_baseline_and_note(report: dict) -> None:
+    """The report compared carries what a lossy merge would drop: closed-form baselines, a note."""
+    scored = [t for t in report["tensors"] if t["skipped"] is None]
+    assert len(scored) == 11 and all(len(t["baseline_planes_std"]) == report["bits"] for t in scored)
+    assert report["baseline"] == "expected" and report["total"]["z"] is not None
+    assert [t["name"] for t in scored if t["note"]] == ["constant.weight"]
 
 
 @BOTH
-def test_fsdp2_scores_equal_one_process(worlds, size):
+def test_fsdp2_scores_and_expected_baseline_equal_one_process(worlds, size):
+    """Sharded on dim 0 over 2 and 3 ranks, uneven (38, 101, 53 rows): the whole JSON report."""
     results = results_of(worlds, size, "fsdp")
     for clip, bits in workers.fsdp_configs(size):
-        want = single_process_planes(clip, bits)
-        assert sum(p is not None for p in want.values()) == 10
+        want = workers.report_dict(single_process(clip, bits))
+        assert_has_expected_baseline_and_note(want)
         for rank_results in results:
             assert rank_results[f"{clip}-{bits}"] == want, (clip, bits)
+    for rank_results in results:
+        assert rank_results["none"] == single_process_planes(None, 8)
 
 
 @BOTH
 def test_tracker_on_fsdp2_model_logs_one_process_scores(worlds, size):
-    want = {k: v for k, v in single_process_planes(99.9, 8).items() if v is not None}
+    want = log_entry(single_process(99.9, 8), 0)
     for rank_results in results_of(worlds, size, "fsdp"):
-        assert rank_results["tracker"] == want
+        assert without_time(rank_results["tracker"]) == without_time(want)
     log = json.loads((worlds(size)[1] / "log.json").read_text())
-    assert log["entries"][0]["tensors"] == want
+    assert without_time(log["entries"][0]) == without_time(want)
+
+
+def without_time(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if k != "time"}
 
 
 def test_tensor_parallel_shard1_equals_one_process(worlds):
-    want = single_process_planes(99.9, 8)
-    for rank_results in results_of(worlds, 3, "shard1"):
-        assert rank_results["planes"] == want
+    for bits in (1, 8):
+        want = workers.report_dict(single_process(99.9, bits))
+        for rank_results in results_of(worlds, 3, "shard1"):
+            assert rank_results[f"{bits}"] == want, bits
 
 
 def test_ddp_replicated_tensors_split_over_ranks_equal_one_process(worlds):
-    want = qubd.score(workers.transformer(), bits=8, clip=99.9, baseline="shuffle", repeats=2).to_dict()
+    """The whole JSON report, baselines (sampled, or closed-form with z-scores) and notes included."""
+    shuffle = workers.report_dict(
+        qubd.score(workers.transformer(), bits=8, clip=99.9, baseline="shuffle", repeats=2)
+    )
+    expected = workers.report_dict(qubd.score(workers.transformer()))
+    assert_has_expected_baseline_and_note(expected)
     for rank_results in results_of(worlds, 2, "ddp"):
-        got = rank_results["report"]
-        assert got["source"] == "TinyTransformer"  # DDP's module, under its own names
-        assert without_timing(got) == without_timing(json.loads(json.dumps(want)))
+        assert rank_results["source"] == "TinyTransformer"  # DDP's module, under its own names
+        assert rank_results["shuffle"] == shuffle
+        assert rank_results["expected"] == expected
 
 
 def test_faults_reach_every_rank(worlds):
     results = results_of(worlds, 2, "faults")
     for rank_results in results:
         assert "ranks disagree on the options" in rank_results["options"]
-        assert "sharded" in rank_results["shuffle"] and "baseline='none'" in rank_results["shuffle"]
+        for baseline in ("shuffle", "reinit"):
+            assert f"sharded over ranks: the '{baseline}' baseline" in rank_results[baseline]
+            assert "baseline='expected' (the default) or 'none'" in rank_results[baseline]
+        assert "not supported on a model scored by every rank" in rank_results["reference"]
         assert "blocks.1.up.weight" in rank_results["nonfinite"] and "1 NaN/Inf" in rank_results["nonfinite"]
     assert len({r["nonfinite"] for r in results}) == 1 and len({r["options"] for r in results}) == 1
 
@@ -155,7 +183,8 @@ def without_timing(report: dict) -> dict:
 def test_multiprocess_cli_score_equals_single_process_json(worlds):
     results, tmp = worlds(2)
     assert [r["cli"]["status"] for r in results] == [0, 0]
-    want = qubd.score(str(tmp / "model.safetensors"), bits=8, clip=99.9, baseline="shuffle").to_dict()
+    want = qubd.score(str(tmp / "model.safetensors"), bits=8, clip=99.9).to_dict()  # CLI defaults
+    assert want["baseline"] == "expected" and want["total"]["baseline_std"] is not None
     got = json.loads((tmp / "multi.json").read_text())
     assert without_timing(got) == without_timing(json.loads(json.dumps(want)))
 
@@ -167,11 +196,19 @@ def test_python_m_qubd_runs_the_command(monkeypatch, capsys):
     assert exit_.value.code == 0 and "score" in capsys.readouterr().out
 
 
+def test_reference_under_torchrun_is_refused(worlds):
+    results, tmp = worlds(2)
+    for rank_results in results_of(worlds, 2, "cli_reference"):
+        assert rank_results["status"] == 2
+        assert "--reference is not supported under torchrun" in rank_results["stderr"]
+    assert not (tmp / "ref.json").exists()
+
+
 def test_failing_rank_stops_every_rank_without_report(worlds):
     results = results_of(worlds, 3, "cli_fault")
     for rank_results in results:
         assert rank_results["status"] == 1
         errors = rank_results["stderr"].strip().splitlines()
         assert len(errors) == 1 and errors[0].startswith("qubd: error: rank ")
-        assert "'layer3.weight' has 1 NaN/Inf" in errors[0]
+        assert "tensor 'layer3.weight' (in " in errors[0] and "bad.safetensors) has 1 NaN/Inf" in errors[0]
     assert not (worlds(3)[1] / "out.json").exists()

@@ -26,7 +26,7 @@ def _state_dict() -> dict[str, torch.Tensor]:
 
 def test_tensor_frame_rows_are_each_tensors_planes_against_its_shuffles():
     weights = _state_dict()
-    report = score(weights, bits=4, clip=None, repeats=3, seed=5)
+    report = score(weights, bits=4, clip=None, baseline="shuffle", repeats=3, seed=5)
     frame = report.to_pandas()
     assert list(frame.columns) == [
         "name", "shape", "dtype", "plane", "qubd", "baseline", "baseline_std", "ratio", "z_score", "skipped"
@@ -50,7 +50,7 @@ def test_tensor_frame_rows_are_each_tensors_planes_against_its_shuffles():
 
 
 def test_plane_frame_sums_the_tensor_frame():
-    report = score(_state_dict(), bits=4, repeats=2)
+    report = score(_state_dict(), bits=4, baseline="shuffle", repeats=2)
     tensors = report.to_pandas("tensor").dropna(subset=["plane"])
     planes = report.to_pandas(by="plane")
     sums = tensors.groupby("plane")[["qubd", "baseline"]].sum()
@@ -62,7 +62,7 @@ def test_plane_frame_sums_the_tensor_frame():
 
 
 def test_without_repeats_there_is_no_z_score_and_without_baseline_no_ratio():
-    one_run = score(_state_dict(), bits=4).to_pandas()
+    one_run = score(_state_dict(), bits=4, baseline="shuffle").to_pandas()
     assert one_run["baseline"].notna().any() and one_run["z_score"].isna().all()
     none = score(_state_dict(), bits=4, baseline="none").to_pandas(by="plane")
     assert none[["baseline", "ratio", "z_score"]].isna().all().all()
@@ -81,7 +81,7 @@ def test_missing_pandas_is_a_clear_error(monkeypatch):
 
 
 def test_repr_is_short_and_names_model_settings_totals_advice():
-    report = score(_state_dict(), bits=4, clip=99.0, repeats=2)
+    report = score(_state_dict(), bits=4, clip=99.0, baseline="shuffle", repeats=2)
     text = repr(report)
     assert "\n" not in text and len(text) < 300
     assert "'state dict'" in text and "4 bits, clip 99, baseline shuffle x2" in text

@@ -23,9 +23,10 @@ from qubd.checkpoints import TensorSource, open_source, skip_reason
 from qubd.distributed.collectives import all_gather_json, all_or_none, check_agreement
 from qubd.distributed.sharded import is_sharded, score_sharded, sharded_weight
 from qubd.report.errors import ReportError
-from qubd.report.options import NONE, ScoreOptions
+from qubd.report.options import EXPECTED, NONE, ScoreOptions
 from qubd.report.scores import Report, TensorScore
 from qubd.report.scoring import score_entries
+from qubd.report.serialize import tensor_from_dict, tensor_to_dict
 
 
 def is_distributed_model(obj: object) -> bool:
@@ -81,24 +82,22 @@ def score_distributed(source: TensorSource, options: ScoreOptions, progress: boo
         if mine:
             assigned = [e if i in mine else replace(e, skipped=_ELSEWHERE) for i, e in enumerate(entries)]
             scores = score_entries(assigned, options, progress)
-            results = {i: _fields(scores[i]) for i in mine}
+            results = {i: tensor_to_dict(scores[i], options) for i in mine}
     for n, (i, weight) in enumerate(sharded.items()):
-        result = score_sharded(weight, options, owner=n % dist.get_world_size(weight.group))
-        if result is not None:
-            results[i] = result
+        record = TensorScore(entries[i].name, entries[i].shape, entries[i].dtype)
+        score = score_sharded(weight, record, options, owner=n % dist.get_world_size(weight.group))
+        if score is not None:
+            results[i] = tensor_to_dict(score, options)
     merged: dict[int, dict] = {}
     for part in all_gather_json({str(i): r for i, r in results.items()}):
         merged.update({int(i): r for i, r in part.items()})
     tensors = []
     for i, entry in enumerate(entries):
-        score = TensorScore(entry.name, entry.shape, entry.dtype)
         if i in merged:
-            score.skipped = merged[i].get("skipped")
-            score.values = merged[i].get("values", {})
-            score.baseline_runs = merged[i].get("baseline_runs", [])
+            tensors.append(tensor_from_dict(merged[i], options))
         else:
-            score.skipped = entry.skipped or skip_reason(entry.shape, entry.dtype)
-        tensors.append(score)
+            reason = entry.skipped or skip_reason(entry.shape, entry.dtype)
+            tensors.append(TensorScore(entry.name, entry.shape, entry.dtype, reason))
     report = Report(
         source=source.description,
         options=options,
@@ -111,6 +110,9 @@ def score_distributed(source: TensorSource, options: ScoreOptions, progress: boo
         raise ReportError(f"{source.description}: no tensor could be scored")
     return report
 
+
+# The baselines computed on sharded tensors without gathering them.
+SHARDED_BASELINES = (EXPECTED, NONE)
 
 # The skip reason a rank gives the tensors other ranks score (never seen in a report).
 _ELSEWHERE = "scored by another rank"
@@ -128,21 +130,17 @@ def balance(sizes: list[int], ranks: int) -> list[int]:
     return owners
 
 
-def _fields(score: TensorScore) -> dict:
-    fields = asdict(score)
-    return {k: fields[k] for k in ("skipped", "values", "baseline_runs")}
-
-
 def _options_key(options: ScoreOptions) -> dict:
     return {k: v for k, v in asdict(options).items() if k != "device"}
 
 
 def _check_sharded_options(options: ScoreOptions, name: str) -> None:
     """What needs a whole tensor in one process is refused for sharded ones, before any scoring."""
-    if options.baseline != NONE:
+    if options.baseline not in SHARDED_BASELINES:
         raise ReportError(
             f"tensor '{name}' is sharded over ranks: the '{options.baseline}' baseline needs the whole "
-            "tensor in one process; use baseline='none' on a sharded model (or score a gathered copy)"
+            "tensor in one process; use baseline='expected' (the default) or 'none' on a sharded model "
+            "(or score a gathered copy)"
         )
     if options.binary or options.compressors:
         raise ReportError(

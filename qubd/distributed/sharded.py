@@ -5,7 +5,9 @@ histograms summed on one rank, which computes the CTM sum.
 Why the histograms are summed on one rank rather than reduce-scattered with the CTM sum split over
 codes: floating-point addition is not associative, and the sum of 65,536 terms in one process's order
 is what makes the result equal to a single-process score bit for bit. The rank that gets the summed
-histograms (``owner``) is where a baseline computed from the histograms (closed-form shuffle) goes.
+histograms (``owner``) also computes the "expected" baseline: the ones per plane over the whole
+matrix are the blocks' ones (from the summed histograms) plus the ones in the cells no block covers,
+which each rank counts in its own slice (``plane_counts``) and which are summed on the owner.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ from qubd.ctm.tables import BLOCK_CODES
 from qubd.distributed.collectives import all_or_none, comm_device
 from qubd.distributed.halo import BLOCK, ShardLayout, owned_blocks
 from qubd.distributed.order_statistics import global_range
-from qubd.range import quant_grid
+from qubd.range import QuantGrid, quant_grid
+from qubd.report.baselines import expected_baseline
 from qubd.report.errors import ReportError
-from qubd.report.options import ScoreOptions
+from qubd.report.measure import BDM
+from qubd.report.options import EXPECTED, ScoreOptions
+from qubd.report.plane_counts import block_ones, edge_ones
+from qubd.report.range_notes import TINY_SPAN
+from qubd.report.scores import TensorScore
 
 INT32_MAX = 2**31 - 1
 
@@ -78,9 +85,12 @@ def sharded_weight(name: str, t: DTensor) -> ShardedWeight:
     )
 
 
-def score_sharded(weight: ShardedWeight, options: ScoreOptions, owner: int) -> dict | None:
-    """Per-plane QuBD of the whole tensor, returned on group rank ``owner`` as a TensorScore's fields
-    (``{"values": {"bdm": [...]}}`` or ``{"skipped": reason}``); None on the other ranks."""
+def score_sharded(
+    weight: ShardedWeight, score: TensorScore, options: ScoreOptions, owner: int
+) -> TensorScore | None:
+    """On group rank ``owner``, ``score`` (the tensor's empty record) filled as one process fills it:
+    per-plane QuBD of the whole tensor, its closed-form baseline under "expected" and range note, or
+    why it is skipped; None on the other ranks."""
     group = weight.group
     device = options.torch_device()
     local = bad = None
@@ -90,7 +100,8 @@ def score_sharded(weight: ShardedWeight, options: ScoreOptions, owner: int) -> d
     total_bad = torch.tensor([bad], dtype=torch.int64, device=comm_device(group))
     dist.all_reduce(total_bad, group=group)
     if total_bad.item():
-        return _nonfinite(weight, int(total_bad.item()), options, owner)
+        score.skipped = _nonfinite(weight, int(total_bad.item()), options)
+        return score if dist.get_rank(group) == owner else None
     lo, hi = global_range(local, weight.numel, options.clip, group)
     try:
         grid = quant_grid(lo, hi, options.bits)
@@ -108,20 +119,37 @@ def score_sharded(weight: ShardedWeight, options: ScoreOptions, owner: int) -> d
     counts_fit_int32 = weight.numel // (BLOCK * BLOCK) <= INT32_MAX
     sent = histograms.to(comm_device(group), torch.int32 if counts_fit_int32 else torch.int64)
     dist.reduce(sent, group_dst=owner, group=group)
+    ones = _edge_ones(weight, local, grid, options.bits, owner) if options.baseline == EXPECTED else None
     if dist.get_rank(group) != owner:
         return None
-    scores = torch.ops.qubd.ctm_score(sent.to(device, torch.int64))
-    return {"values": {"bdm": scores.tolist()}}
+    summed = sent.to(device, torch.int64)
+    score.values[BDM] = torch.ops.qubd.ctm_score(summed).tolist()
+    if ones is not None:
+        ones += block_ones(summed).to(ones.device)
+        score.expected[BDM] = expected_baseline(weight.shape, ones.tolist())
+    score.note = TINY_SPAN if math.isinf(grid.delta) else None
+    return score
 
 
-def _nonfinite(weight: ShardedWeight, bad: int, options: ScoreOptions, owner: int) -> dict | None:
+def _edge_ones(
+    weight: ShardedWeight, local: torch.Tensor, grid: QuantGrid, bits: int, owner: int
+) -> torch.Tensor:
+    """int64 [bits]: on group rank ``owner``, the ones per plane in the whole matrix's cells that no
+    complete block covers (each rank counts those of its own slice); meaningless on the others."""
+    layout = weight.layout
+    start, end = layout.held(dist.get_rank(weight.group))
+    covered = [local.shape[0] - local.shape[0] % BLOCK, local.shape[1] - local.shape[1] % BLOCK]
+    covered[layout.dim] = min(max(0, layout.length // BLOCK * BLOCK - start), end - start)
+    ones = edge_ones(local, covered[0], covered[1], grid, bits).to(comm_device(weight.group))
+    dist.reduce(ones, group_dst=owner, group=weight.group)
+    return ones
+
+
+def _nonfinite(weight: ShardedWeight, bad: int, options: ScoreOptions) -> str:
+    """The skip reason of a tensor with ``bad`` NaN/Inf values, or a ReportError if not skipped."""
     if options.nonfinite != "skip":
         raise ReportError(
             f"tensor '{weight.name}' has {bad} NaN/Inf value(s) of {weight.numel}; "
             "skip such tensors with --nonfinite skip (nonfinite='skip')"
         )
-    return (
-        {"skipped": f"non-finite values ({bad} NaN/Inf)"}
-        if dist.get_rank(group=weight.group) == owner
-        else None
-    )
+    return f"non-finite values ({bad} NaN/Inf)"

@@ -27,6 +27,12 @@ def _code_popcounts_cpu() -> torch.Tensor:
     return sum((codes >> bit) & 1 for bit in range(16))
 
 
+def block_ones(histograms: torch.Tensor) -> torch.Tensor:
+    """int64 [..., bits] on the histograms' device: the ones in the blocks counted by int64
+    ``histograms`` [..., bits, 65536] (``sum_code hist[code] * popcount(code)``)."""
+    return (histograms * _code_popcounts_cpu().to(histograms.device)).sum(dim=-1)
+
+
 def scores_and_ones(
     ws: list[torch.Tensor], bits: int, clip: float | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +57,6 @@ def scores_and_ones(
             raise ValueError(f"{name}: {err}") from None
     scores = torch.empty(len(ws), bits, dtype=torch.float64)
     ones = torch.empty(len(ws), bits, dtype=torch.int64)
-    popcounts = _code_popcounts_cpu().to(ws[0].device) if ws else None
     per_launch = max(1, library.BATCH_HISTOGRAM_BYTES // (bits * BLOCK_CODES * 8))
     for start in range(0, len(ws), per_launch):
         part = slice(start, start + per_launch)
@@ -59,17 +64,19 @@ def scores_and_ones(
             matrices[part], [g.lo for g in grids[part]], [g.delta for g in grids[part]], bits
         )
         scores[part] = torch.ops.qubd.ctm_score(hist.flatten(0, 1)).view(-1, bits).cpu()
-        ones[part] = (hist * popcounts).sum(dim=-1).cpu()
+        ones[part] = block_ones(hist).cpu()
     for i, (matrix, grid) in enumerate(zip(matrices, grids, strict=True)):
-        ones[i] += _edge_ones(matrix, grid, bits)
+        rows, cols = matrix.shape
+        ones[i] += edge_ones(matrix, rows - rows % BLOCK_SIDE, cols - cols % BLOCK_SIDE, grid, bits)
     return scores, ones
 
 
-def _edge_ones(matrix: torch.Tensor, grid: QuantGrid, bits: int) -> torch.Tensor:
-    """int64 [bits] on the CPU: ones per plane in the cells outside every complete 4x4 block."""
-    rows, cols = matrix.shape
-    covered_rows = rows - rows % BLOCK_SIDE
-    covered_cols = cols - cols % BLOCK_SIDE
+def edge_ones(
+    matrix: torch.Tensor, covered_rows: int, covered_cols: int, grid: QuantGrid, bits: int
+) -> torch.Tensor:
+    """int64 [bits] on the CPU: ones per plane, quantised on ``grid``, in the cells of ``matrix``
+    outside its first ``covered_rows`` rows x ``covered_cols`` columns (those the complete 4x4 blocks
+    cover; for a slice of a larger matrix, the part of the whole matrix's covered region it holds)."""
     edges = [matrix[covered_rows:, :], matrix[:covered_rows, covered_cols:]]
     total = torch.zeros(bits, dtype=torch.int64)
     shifts = torch.arange(bits, dtype=torch.int32, device=matrix.device)

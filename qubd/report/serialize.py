@@ -78,7 +78,7 @@ def report_to_dict(report: Report) -> dict:
                 plane_scores(report.total_summary(compressor), total=True)[0], plane=False, key="bytes"
             ),
         }
-    data["tensors"] = [_tensor_dict(t, options) for t in report.tensors]
+    data["tensors"] = [tensor_to_dict(t, options) for t in report.tensors]
     return data
 
 
@@ -103,7 +103,8 @@ def _vector_dict(summary: Summary, runs: list[list[float]], key: str) -> dict:
     }
 
 
-def _tensor_dict(t: TensorScore, options: ScoreOptions) -> dict:
+def tensor_to_dict(t: TensorScore, options: ScoreOptions) -> dict:
+    """One tensor's entry of a JSON report (everything ``tensor_from_dict`` needs to rebuild it)."""
     data = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "skipped": t.skipped}
     if t.skipped is not None:
         return data | {"planes": None, "baseline_planes": None}
@@ -150,7 +151,7 @@ def report_from_dict(data: dict) -> Report:
             nonfinite=data["nonfinite"],
             advice_margin=(data.get("advice") or {}).get("margin", ScoreOptions.advice_margin),
         )
-        tensors = [_tensor_from_dict(t, options) for t in data["tensors"]]
+        tensors = [tensor_from_dict(t, options) for t in data["tensors"]]
         if not any(t.skipped is None for t in tensors):
             raise ReportError("malformed qubd report (no scored tensors: nothing to show)")
         return Report(
@@ -166,7 +167,8 @@ def report_from_dict(data: dict) -> Report:
         raise ReportError(f"malformed qubd report ({type(err).__name__}: {err})") from None
 
 
-def _tensor_from_dict(t: dict, options: ScoreOptions) -> TensorScore:
+def tensor_from_dict(t: dict, options: ScoreOptions) -> TensorScore:
+    """The TensorScore a ``tensor_to_dict`` wrote with the same ``options``."""
     score = TensorScore(t["name"], tuple(t["shape"]), t["dtype"], t["skipped"])
     if score.skipped is not None:
         return score
