@@ -12,7 +12,7 @@ import math
 import platform
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,18 @@ import numpy as np
 import torch
 
 import qubd
-from qubd.report import Report
+from qubd.report import PlaneScore, Report
 
 FIGURE_DPI = 120
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """``--out DIR``, ``--smoke`` (a seconds-long run, as the tests run it), ``--seed``, ``--device``."""
+def parse_args(
+    description: str,
+    argv: Sequence[str] | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """``--out DIR``, ``--smoke`` (a seconds-long run, as the tests run it), ``--seed``, ``--device``,
+    and whatever ``add_arguments`` adds."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=Path("."), help="directory for the JSON and PNG results")
     parser.add_argument("--smoke", action="store_true", help="a tiny, seconds-long run (for the tests)")
@@ -34,6 +39,8 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train and score"
     )
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     args.device = resolve_device(args.device)
@@ -75,6 +82,11 @@ def total_ratio_std(report: Report) -> float | None:
     return 100.0 * total.bdm * total.baseline_std / total.baseline**2
 
 
+def z_score(score: PlaneScore) -> float:
+    """(QuBD - expected baseline) / its std, for a score made with the closed-form baseline."""
+    return _finite(score.z, f"z-score of {'total' if score.plane is None else f'plane {score.plane}'}")
+
+
 def _finite(value: float | None, what: str) -> float:
     if value is None or not math.isfinite(value):
         raise ValueError(f"{what} is not a finite number: {value!r}")
@@ -93,10 +105,14 @@ def environment(device: str, started: float) -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Pretty JSON, refusing NaN/Inf (every value the examples write must be a finite number)."""
-    path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+def write_json(path: Path, data: dict[str, Any], quiet: bool = False) -> None:
+    """Pretty JSON, refusing NaN/Inf (every value the examples write must be a finite number); written
+    to a temporary file first and renamed, so that a reader never sees half a file."""
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    partial.replace(path)
+    if not quiet:
+        print(f"wrote {path}")
 
 
 def new_figure(width: float, height: float):
