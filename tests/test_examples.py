@@ -180,9 +180,49 @@ def examples_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
 
 
+def check_ptq_advice(result: dict) -> None:
+    config = result["config"]
+    assert result["experiment"] == "ptq_advice"
+    for name in ("mlp", "minilm"):
+        if name not in result:  # MiniLM needs its package
+            continue
+        m = result[name]
+        assert len(m["ptq"]) == len(config["ptq_bits"])
+        assert_fractions([abs(v) for v in m["ptq"]])
+        assert_ratios(m["plane_ratios"], config["profile_bits"])
+        # the advice is the rule applied to the planes: ratio under 99% and z under -3
+        planes = enumerate(zip(m["plane_ratios"], m["plane_z"], strict=True))
+        below = [p for p, (r, z) in planes if r < 99.0 and z < -3.0]
+        assert m["planes_below"] == below
+        assert m["suggested_bits"] == (config["profile_bits"] - min(below) if below else None)
+    assert result["mlp"]["ptq"][-1] == pytest.approx(result["mlp"]["fp32"], abs=0.02)  # 8 bits: ~lossless
+
+
+def check_grokking_seeds(result: dict) -> None:
+    assert result["experiment"] == "grokking_seeds"
+    bits = result["config"]["bits"]
+    assert len(result["runs"]) == len(result["seeds"])
+    for baseline in ("shuffle", "expected"):
+        per_run, over = result[baseline]["per_run"], result[baseline]["over_seeds"]
+        assert len(per_run) == len(result["seeds"])
+        for phase in ("memorised", "generalising", "generalised"):
+            present = [r[phase] for r in per_run if r[phase] is not None]
+            if not present:
+                assert over[phase] is None
+                continue
+            assert over[phase]["total"]["runs"] == len(present)
+            mean = sum(p["total"] for p in present) / len(present)
+            assert over[phase]["total"]["mean"] == pytest.approx(mean)
+            assert len(over[phase]["planes"]) == bits
+            for p in present:
+                assert_ratios(p["planes"], bits)
+
+
 CHECKS = {
     "grokking": check_grokking,
+    "grokking_seeds": check_grokking_seeds,
     "data_budget": check_data_budget,
+    "ptq_advice": check_ptq_advice,
     "pretrained_vs_random": check_pretrained_vs_random,
 }
 
@@ -191,7 +231,9 @@ CHECKS = {
     "name",
     [
         "grokking",
+        "grokking_seeds",
         pytest.param("data_budget", marks=NEEDS_MLXTEND),
+        pytest.param("ptq_advice", marks=NEEDS_MLXTEND),
         pytest.param("pretrained_vs_random", marks=NEEDS_MINILM),
     ],
 )
@@ -235,6 +277,57 @@ def test_fixed_steps_train_counts_optimiser_steps(examples_on_path) -> None:
     train(model, x, y, config, steps=7, generator=torch.Generator().manual_seed(0))
     # passes of 10 examples in minibatches of 4: 4, 4, 2, then again
     assert calls == [4, 4, 2, 4, 4, 2, 4]
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
+def test_per_channel_ptq(bits: int, examples_on_path) -> None:
+    from ptq_advice import quantize_per_channel
+
+    w = torch.randn(6, 50, generator=torch.Generator().manual_seed(bits))
+    w[2] = 0.0
+    q = quantize_per_channel(w, bits)
+    assert q.shape == w.shape
+    assert torch.count_nonzero(q[2]) == 0  # an all-zero row stays zero
+    for row, qrow in zip(w, q, strict=True):
+        if bits == 1:  # sign times the row's mean |w|, which minimises the squared error
+            assert torch.allclose(qrow.abs(), torch.full_like(row, row.abs().mean().item()))
+            assert torch.equal(qrow > 0, row >= 0) or not row.any()
+            continue
+        levels = 2 ** (bits - 1) - 1
+        step = row.abs().max() / levels if row.any() else torch.tensor(1.0)
+        codes = qrow / step
+        assert torch.allclose(codes, codes.round(), atol=1e-4)  # on the grid of the row's step
+        assert codes.abs().max() <= levels + 1e-4
+        assert (qrow - row).abs().max() <= step / 2 + 1e-6  # rounding to nearest
+
+
+def test_fewest_bits_kept(examples_on_path) -> None:
+    from ptq_advice import fewest_bits_kept
+
+    bits = [1, 2, 3, 4]
+    assert fewest_bits_kept(bits, [0.1, 0.95, 0.5, 0.99], 0.9) == 4  # a dip at 3 bits ends it
+    assert fewest_bits_kept(bits, [0.1, 0.95, 0.96, 0.99], 0.9) == 2
+    assert fewest_bits_kept(bits, [0.1, 0.2, 0.3, 0.4], 0.9) is None
+
+
+def test_grokking_phases(examples_on_path) -> None:
+    from grokking_seeds import phase_means, phase_of
+
+    assert phase_of(0.5, 0.0) is None  # not yet fitting the training set
+    assert phase_of(1.0, 0.05) == "memorised"
+    assert phase_of(1.0, 0.5) == "generalising"
+    assert phase_of(1.0, 0.995) == "generalised"
+    run = {
+        "steps": [0, 10, 20, 30],
+        "train_acc": [0.1, 1.0, 1.0, 1.0],
+        "val_acc": [0.0, 0.0, 0.5, 1.0],
+        "ratio": [100.0, 101.0, 99.0, 97.0],
+        "planes": [[100.0, 100.0], [102.0, 100.0], [98.0, 100.0], [96.0, 98.0]],
+    }
+    means = phase_means(run, "ratio", "planes")
+    memorised = {"evaluations": 1, "first_step": 10, "total": 101.0, "planes": [102.0, 100.0]}
+    assert means["memorised"] == memorised
+    assert means["generalised"]["planes"] == [96.0, 98.0]
 
 
 def test_modular_addition_split(examples_on_path) -> None:
