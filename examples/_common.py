@@ -12,7 +12,7 @@ import math
 import platform
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import qubd
-from qubd.report import Report
+from qubd.report import PlaneScore, Report
 from qubd.report.errors import ReportError
 from qubd.report.writers import check_output, write_file, write_text
 
@@ -28,8 +28,13 @@ FIGURE_DPI = 120
 WRITE_CHECK_NAME = "qubd-write-check"  # never created: check_output probes the folder with a temp file
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """``--out DIR``, ``--smoke`` (a seconds-long run, as the tests run it), ``--seed``, ``--device``."""
+def parse_args(
+    description: str,
+    argv: Sequence[str] | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """``--out DIR``, ``--smoke`` (a seconds-long run, as the tests run it), ``--seed``, ``--device``,
+    and whatever ``add_arguments`` adds."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--out", type=_out_dir, default=Path("."), help="directory for the JSON and PNG results"
@@ -39,6 +44,8 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train and score"
     )
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -90,6 +97,11 @@ def total_ratio_std(report: Report) -> float | None:
     return 100.0 * total.bdm * total.baseline_std / total.baseline**2
 
 
+def z_score(score: PlaneScore) -> float:
+    """(QuBD - expected baseline) / its std, for a score made with the closed-form baseline."""
+    return _finite(score.z, f"z-score of {'total' if score.plane is None else f'plane {score.plane}'}")
+
+
 def _finite(value: float | None, what: str) -> float:
     if value is None or not math.isfinite(value):
         raise ValueError(f"{what} is not a finite number: {value!r}")
@@ -108,11 +120,12 @@ def environment(device: str, started: float) -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any], quiet: bool = False) -> None:
     """Pretty JSON, refusing NaN/Inf (every value the examples write must be a finite number);
     written like every qubd output (``qubd.report.writers``: checked, atomic)."""
     write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
-    print(f"wrote {path}")
+    if not quiet:
+        print(f"wrote {path}")
 
 
 def new_figure(width: float, height: float):

@@ -16,6 +16,7 @@ Writes ``OUT/grokking.json`` (lists ``steps``, ``train_acc``, ``val_acc``, ``tra
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from _common import (
     seed_everything,
     total_ratio,
     write_json,
+    z_score,
 )
 from torch import nn
 
@@ -43,13 +45,13 @@ from qubd.report import ComplexityTracker
 class Config:
     modulus: int = 97
     train_fraction: float = 0.5
-    embed_dim: int = 128
-    hidden: int = 128
-    steps: int = 5000
-    eval_every: int = 50
+    embed_dim: int = 512
+    hidden: int = 512
+    steps: int = 11000
+    eval_every: int = 100
     lr: float = 1e-3
     weight_decay: float = 1.0
-    betas: tuple[float, float] = (0.9, 0.98)
+    betas: tuple[float, float] = (0.9, 0.999)  # torch's default, as the authors' grokking.py uses
     bits: int = 4
     clip: float = 99.9
     baseline_repeats: int = 1
@@ -66,6 +68,10 @@ CURVES = (
     "val_loss",
     "qubd_ratio",
     "qubd_plane_ratios",
+    "expected_ratio",
+    "expected_plane_ratios",
+    "expected_z",
+    "expected_plane_z",
     "weight_norm",
 )
 
@@ -100,8 +106,11 @@ def weight_norm(model: nn.Module) -> float:
     return torch.sqrt(sum((p.detach().double() ** 2).sum() for p in model.parameters())).item()
 
 
-def train(config: Config, device: str) -> dict[str, list]:
-    """Trains full-batch and returns the logged curves (one entry per evaluation, step 0 included)."""
+def train(config: Config, device: str, progress: Path | None = None) -> dict[str, list]:
+    """Trains full-batch and returns the logged curves (one entry per evaluation, step 0 included).
+    With ``progress``, the curves so far are rewritten there (atomically) after each evaluation, so
+    that a run stopped early leaves what it measured."""
+    started = time.perf_counter()
     generator = seed_everything(config.seed)
     x_train, y_train, x_val, y_val = (
         t.to(device) for t in modular_addition_split(config.modulus, config.train_fraction, generator)
@@ -110,46 +119,64 @@ def train(config: Config, device: str) -> dict[str, list]:
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=config.betas
     )
-    tracker = ComplexityTracker(
-        model,
-        every=config.eval_every,
-        bits=config.bits,
-        clip=config.clip,
-        baseline="shuffle",
-        seed=config.seed,
-        repeats=config.baseline_repeats,
-        device=device,
+    trackers = tuple(
+        ComplexityTracker(
+            model,
+            every=config.eval_every,
+            bits=config.bits,
+            clip=config.clip,
+            baseline=baseline,
+            seed=config.seed,
+            repeats=config.baseline_repeats,
+            device=device,
+        )
+        for baseline in ("shuffle", "expected")
     )
     log: dict[str, list] = {k: [] for k in CURVES}
     for step in range(config.steps + 1):
         if step % config.eval_every == 0 or step == config.steps:
-            _evaluate(log, step, model, tracker, (x_train, y_train, x_val, y_val))
+            _evaluate(log, step, model, trackers, (x_train, y_train, x_val, y_val))
+            if progress is not None:
+                seconds = round(time.perf_counter() - started, 2)
+                so_far = {"config": dataclasses.asdict(config), "seconds": seconds}
+                write_json(progress, {**so_far, **log}, quiet=True)
         if step == config.steps:
             break
         full_batch_step(model, optimizer, x_train, y_train)
     return log
 
 
-def _evaluate(log: dict[str, list], step: int, model: nn.Module, tracker: ComplexityTracker, data) -> None:
+def _evaluate(
+    log: dict[str, list],
+    step: int,
+    model: nn.Module,
+    trackers: tuple[ComplexityTracker, ComplexityTracker],
+    data,
+) -> None:
     x_train, y_train, x_val, y_val = data
     train_acc, train_loss = accuracy_and_loss(model, x_train, y_train)
     val_acc, val_loss = accuracy_and_loss(model, x_val, y_val)
-    report = tracker.log(step)
+    shuffled, expected = (tracker.log(step) for tracker in trackers)
     values = (
         step,
         train_acc,
         val_acc,
         train_loss,
         val_loss,
-        total_ratio(report),
-        plane_ratios(report),
+        total_ratio(shuffled),
+        plane_ratios(shuffled),
+        total_ratio(expected),
+        plane_ratios(expected),
+        z_score(expected.total),
+        [z_score(p) for p in expected.planes],
         weight_norm(model),
     )
     for key, value in zip(CURVES, values, strict=True):
         log[key].append(value)
     print(
         f"step {step:6d}  train acc {train_acc:.3f}  val acc {val_acc:.3f}  "
-        f"QuBD ratio {log['qubd_ratio'][-1]:.2f}%  |w| {log['weight_norm'][-1]:.1f}",
+        f"QuBD ratio {log['qubd_ratio'][-1]:.2f}% (expected {log['expected_ratio'][-1]:.2f}%)  "
+        f"|w| {log['weight_norm'][-1]:.1f}",
         flush=True,
     )
 
@@ -228,21 +255,43 @@ def plot(log: dict[str, list], config: Config, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    args = parse_args(__doc__.splitlines()[0], argv)
+    args = parse_args(__doc__.splitlines()[0], argv, _add_arguments)
     started = time.perf_counter()
     config = dataclasses.replace(SMOKE if args.smoke else Config(), seed=args.seed)
-    log = train(config, args.device)
+    if args.width is not None:
+        config = dataclasses.replace(config, embed_dim=args.width, hidden=args.width)
+    progress = args.out / f"{args.name}.partial.json"
+    if args.from_partial:  # a run stopped early: its curves so far, marked incomplete
+        partial = json.loads(progress.read_text(encoding="utf-8"))
+        config = Config(**{**partial["config"], "betas": tuple(partial["config"]["betas"])})
+        log = {key: partial[key] for key in CURVES}
+    else:
+        log = train(config, args.device, progress=progress)
     result = {
         "experiment": "grokking",
         "smoke": args.smoke,
+        "complete": log["steps"][-1] == config.steps,
         "config": dataclasses.asdict(config),
         **log,
         "summary": summarize(log),
         "environment": environment(args.device, started),
     }
-    write_json(args.out / "grokking.json", result)
-    plot(log, config, args.out / "grokking.png")
+    if args.from_partial:  # the wall time of the training run, not of this rewrite
+        result["environment"]["seconds"] = partial.get("seconds")
+    write_json(args.out / f"{args.name}.json", result)
+    progress.unlink()
+    plot(log, config, args.out / f"{args.name}.png")
     return result
+
+
+def _add_arguments(parser) -> None:
+    parser.add_argument("--width", type=int, help="embedding and hidden width (default: the authors' 512)")
+    parser.add_argument("--name", default="grokking", help="file name of the results, without extension")
+    parser.add_argument(
+        "--from-partial",
+        action="store_true",
+        help="write the results and figure from OUT/NAME.partial.json, the curves of a run stopped early",
+    )
 
 
 if __name__ == "__main__":

