@@ -11,21 +11,10 @@ import torch
 from safetensors.torch import save_file
 
 from qubd.checkpoints import CheckpointError
-from qubd.cli import main
 from qubd.report import ReportError, score_series
 from qubd.report import series as series_module
 from qubd.report.series import series_checkpoints
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
+from tests.test_cli import PNG_MAGIC, run
 
 
 def _save_run(folder: Path, steps: list[int], name: str = "checkpoint-{}") -> list[Path]:
