@@ -58,7 +58,8 @@ def score(
     ``.safetensors`` file, a Hugging Face model directory, a ``.bin``/``.pt`` file).
 
     Each eligible tensor (docs/design.md) is quantised to ``bits`` bits over its min/max (``clip=None``) or
-    its ``clip`` percentile range and scored per bit-plane. ``baseline``: "expected" (default: the mean
+    its ``clip`` percentile range and scored per bit-plane; ``clip`` defaults to 99.9 (the paper's
+    code) here and in the CLI, but to None in ``qubd.ops``. ``baseline``: "expected" (default: the mean
     and std of each plane's QuBD over random arrangements of the tensor's values, in closed form,
     no random numbers), "shuffle" (the tensor's values permuted; ``repeats`` runs seeded by
     ``seed``), "reinit" (modules only) or "none". ``reference`` (anything ``score`` takes) makes the
