@@ -32,6 +32,9 @@ from qubd.report.scores import Report, TensorScore
 # Tensors are scored in groups of up to this many weights or tensors (see _Group).
 GROUP_WEIGHTS = 2**24
 GROUP_TENSORS = 64
+# With a progress bar, smaller groups, so that the bar advances tensor by tensor as they are scored.
+PROGRESS_GROUP_WEIGHTS = 2**20
+PROGRESS_GROUP_TENSORS = 4
 # The batched ops name a tensor by its place in the batch; errors name it by its name and file.
 BATCH_INDEX = re.compile(r"^weights\[\d+\]:?\s*")
 
@@ -138,7 +141,7 @@ def score_entries(
     """A TensorScore for every entry, in order: scored, or skipped with the reason."""
     device = options.torch_device()
     tensors = []
-    group = _Group(options)
+    group = _Group(options, progress)
     total = sum(e.numel for e in entries if _eligible(e))
     with weights_progress(total, progress) as advance, torch.no_grad():
         for entry, w in stream_tensors(entries, _eligible, device):
@@ -169,8 +172,11 @@ class _Group:
     tensors, so that the many small tensors of a model share batched ops (on a GPU, one launch and
     one sync for all of them) while a large tensor is scored on its own, as soon as it is read."""
 
-    def __init__(self, options: ScoreOptions):
+    def __init__(self, options: ScoreOptions, progress: bool = False):
         self.options = options
+        self.limits = (
+            (PROGRESS_GROUP_WEIGHTS, PROGRESS_GROUP_TENSORS) if progress else (GROUP_WEIGHTS, GROUP_TENSORS)
+        )
         self.members: list[tuple[TensorEntry, torch.Tensor, TensorScore]] = []
 
     def add(self, entry: TensorEntry, w: torch.Tensor, result: TensorScore) -> None:
@@ -178,7 +184,7 @@ class _Group:
 
     def full(self) -> bool:
         weights = sum(w.numel() for _, w, _ in self.members)
-        return weights >= GROUP_WEIGHTS or len(self.members) >= GROUP_TENSORS
+        return weights >= self.limits[0] or len(self.members) >= self.limits[1]
 
     def score(self, advance: ProgressHook | None) -> None:
         """Score every member (filling its TensorScore), then empty the group."""
