@@ -85,7 +85,9 @@ def qubd_batched(ws: Iterable[torch.Tensor], bits: int = 8, clip: float | None =
     A numpy array is taken as a CPU tensor.
     """
     if isinstance(ws, (torch.Tensor, np.ndarray)):
-        raise TypeError("ws must be a sequence of tensors (use qubd for a single tensor)")
+        raise TypeError(
+            "ws must be a sequence of torch.Tensor or numpy arrays (use qubd for a single tensor)"
+        )
     ws = [_as_tensor(w) for w in ws]
     if not all(isinstance(w, torch.Tensor) for w in ws):
         raise TypeError(
