@@ -347,8 +347,21 @@ def _run_score(args: argparse.Namespace) -> None:
             stage.write_text(outputs["csv"], report.to_csv())
         if "plot" in outputs:
             plot_report(report, outputs["plot"], image_format, stage)
+    for name, out in outputs.items():
+        _say_written(OUTPUT_KINDS[name], out.given)
     if not args.quiet and not any(out.is_stdout for out in outputs.values()):
         print_report(report, _console(), per_tensor=args.tensors)
+
+
+OUTPUT_KINDS = {"json": "the JSON report", "csv": "the CSV of QuBD per tensor and plane", "plot": "the plot"}
+
+
+def _say_written(what: str, path: str) -> None:
+    """One line on stderr per file written, never mixed into data written to stdout."""
+    from qubd.report.safe_text import printable
+
+    where = "standard output" if str(path) == "-" else printable(str(path))
+    print(f"qubd: wrote {what} to {where}", file=sys.stderr)
 
 
 def _launched_by_torchrun() -> bool:
@@ -365,6 +378,7 @@ def _writes_outputs() -> bool:
 
 
 def _run_series(args: argparse.Namespace) -> None:
+    from qubd.report.safe_text import printable
     from qubd.report.series import score_series
     from qubd.report.table import series_table
 
@@ -387,6 +401,12 @@ def _run_series(args: argparse.Namespace) -> None:
         device=args.device,
         advice_margin=args.advice_margin,
     )
+    if result.scored:
+        _say_written(f"the training log ({len(result.scored)} checkpoint(s) added)", args.json)
+    else:
+        print(
+            f"qubd: {printable(args.json)} already holds every checkpoint; nothing written", file=sys.stderr
+        )
     if not args.quiet:
         console = _console()
         console.print(series_table(result.log))
@@ -422,6 +442,7 @@ def _run_plot(args: argparse.Namespace) -> None:
 
     (output,) = check_outputs([args.output], inputs=[args.report])
     plot_file(args.report, output)
+    _say_written("the plot", args.output)
 
 
 def _run_demo(args: argparse.Namespace) -> None:

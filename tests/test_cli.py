@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -202,7 +203,8 @@ def test_closed_stdout_still_writes_the_outputs_and_exits_quietly(checkpoint, tm
     process.stdout.close()  # like head: nobody reads the table
     _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
-    assert err == b""
+    written = [f"the JSON report to {out_json}", f"the CSV of QuBD per tensor and plane to {out_csv}"]
+    assert err.decode().splitlines() == [f"qubd: wrote {what}" for what in written]
     assert json.loads(out_json.read_text())["format"] == "qubd-report"
     assert out_csv.read_text().startswith("name,")
 
@@ -262,3 +264,30 @@ def test_choices_come_from_the_report_options():
     assert actions["device"].choices is options.DEVICES
     assert actions["nonfinite"].choices is options.NONFINITE_POLICIES
     assert tuple(actions["baseline"].choices) == (*options.BASELINES, *options.BASELINE_ALIASES)
+
+
+def test_each_written_file_is_named_once_on_stderr(capsys, checkpoint, tmp_path):
+    outs = {"json": tmp_path / "r.json", "csv": tmp_path / "r.csv", "plot": tmp_path / "r.png"}
+    status, out, err = run(capsys, "score", str(checkpoint), *[f"--{k}={v}" for k, v in outs.items()])
+    assert status == 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 3, err
+    for path, line in zip(outs.values(), lines, strict=True):
+        assert line.startswith("qubd: wrote ") and line.endswith(str(path)), line
+    assert "qubd: wrote" not in out
+    status, out, err = run(capsys, "plot", str(outs["json"]), "-o", str(tmp_path / "again.png"))
+    assert status == 0 and out == "" and err.strip() == f"qubd: wrote the plot to {tmp_path / 'again.png'}"
+
+
+def test_data_on_stdout_stays_clean_of_messages(capsys, checkpoint, tmp_path):
+    status, out, err = run(capsys, "score", str(checkpoint), "--json", "-", "--csv", str(tmp_path / "r.csv"))
+    assert status == 0, err
+    json.loads(out)  # nothing but the report
+    assert "wrote the JSON report to standard output" in err and str(tmp_path / "r.csv") in err
+
+
+def test_demo_names_a_duration_that_is_not_zero(capsys):
+    status, out, err = run(capsys, "demo", "--steps", "0")
+    assert status == 0, err
+    assert " in 0.0 s" not in out
+    assert re.search(r" in (\d+ ms|< 1 ms|\d+\.\d+ s) \(", out), out

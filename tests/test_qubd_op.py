@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import qubd
-from tests.oracles import paper_quantize, paper_qubd
+from tests.oracles import paper_quantize, paper_qubd, pybdm_bdm
 
 
 def weights(kind: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -136,3 +136,33 @@ def test_qubd_batched_is_qubd_per_tensor_across_launches(cpu_backend, monkeypatc
 def test_qubd_batched_of_nothing():
     got = qubd.ops.qubd_batched([], 5)
     assert got.shape == (0, 5) and got.dtype == torch.float64
+
+
+def test_numpy_arrays_are_taken_as_cpu_tensors():
+    w = weights("normal", (24, 20)).numpy()
+    np.testing.assert_allclose(
+        qubd.ops.qubd(w, 8, 99.9).numpy(), paper_qubd(torch.from_numpy(w), 8, 99.9), rtol=1e-12
+    )
+    codes = qubd.ops.quantize(w, 8)
+    np.testing.assert_array_equal(
+        codes.numpy().astype(np.int64), paper_quantize(torch.from_numpy(w), 8, None)
+    )
+    read_only = w.copy()
+    read_only.flags.writeable = False
+    batched = qubd.ops.qubd_batched([read_only, w], 8)
+    np.testing.assert_allclose(
+        batched.numpy(), np.stack([paper_qubd(torch.from_numpy(w), 8, None)] * 2), rtol=1e-12
+    )
+    hist = qubd.ops.plane_histograms(codes.numpy(), 8)
+    assert hist.sum().item() == 8 * (24 // 4) * (20 // 4)
+    binary = w > 0
+    assert qubd.ops.bdm(binary).item() == pytest.approx(pybdm_bdm(binary), rel=1e-12)
+
+
+@pytest.mark.parametrize("op", ["qubd", "quantize", "bdm", "plane_histograms"])
+def test_a_non_tensor_is_a_one_line_error(op):
+    args = (8,) if op in ("quantize", "plane_histograms") else ()
+    with pytest.raises(TypeError) as caught:
+        getattr(qubd.ops, op)([[1.0] * 8] * 8, *args)
+    assert "\n" not in str(caught.value) and "torch.Tensor" in str(caught.value)
+    assert len(str(caught.value)) < 120

@@ -509,3 +509,15 @@ def test_eligibility_uses_the_ops_float_dtypes():
     for dtype in validation.FLOAT_DTYPES:
         assert as_scorable(torch.zeros(2, dtype=dtype)).dtype == dtype
     assert as_scorable(torch.zeros(2, dtype=torch.float8_e4m3fn)).dtype == torch.float32
+
+
+def test_a_bad_baseline_names_every_spelling_the_cli_accepts():
+    from qubd.cli import _build_parser
+    from qubd.report import ScoreOptions
+
+    with pytest.raises(ReportError) as caught:
+        ScoreOptions(baseline="random")
+    accepted = _build_parser()._subparsers._group_actions[0].choices["score"]
+    choices = next(a.choices for a in accepted._actions if a.dest == "baseline")
+    for name in choices:
+        assert name in str(caught.value)

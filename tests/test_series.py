@@ -40,6 +40,9 @@ def test_series_equals_one_score_per_checkpoint(capsys, tmp_path, reference):
     extra = ["--reference", reference] if reference else []
     status, out, err = run(capsys, "series", str(tmp_path / "run"), "--json", str(log), "--bits", "4", *extra)
     assert status == 0, err
+    assert err == f"qubd: wrote the training log (3 checkpoint(s) added) to {log}\n"
+    status, out, err = run(capsys, "series", str(tmp_path / "run"), "--json", str(log), "--bits", "4", *extra)
+    assert status == 0 and err == f"qubd: {log} already holds every checkpoint; nothing written\n"
     data = json.loads(log.read_text())
     assert data["format"] == "qubd-training-log" and data["bits"] == 4
     assert [e["step"] for e in data["entries"]] == [0, 500, 1000]

@@ -58,7 +58,7 @@ class ScoreOptions:
             validation.check_clip(self.clip)
         except ValueError as err:
             raise ReportError(str(err)) from None
-        _check_choice("baseline", self.baseline, BASELINES)
+        _check_choice("baseline", self.baseline, (*BASELINES, *BASELINE_ALIASES))
         _check_choice("nonfinite", self.nonfinite, NONFINITE_POLICIES)
         _check_choice("device", self.device, DEVICES)
         for name in self.compressors:

@@ -32,6 +32,9 @@ from qubd.report.scores import Report, TensorScore
 # Tensors are scored in groups of up to this many weights or tensors (see _Group).
 GROUP_WEIGHTS = 2**24
 GROUP_TENSORS = 64
+# With a progress bar, smaller groups, so that the bar advances tensor by tensor as they are scored.
+PROGRESS_GROUP_WEIGHTS = 2**20
+PROGRESS_GROUP_TENSORS = 4
 # The batched ops name a tensor by its place in the batch; errors name it by its name and file.
 BATCH_INDEX = re.compile(r"^weights\[\d+\]:?\s*")
 
@@ -58,7 +61,8 @@ def score(
     ``.safetensors`` file, a Hugging Face model directory, a ``.bin``/``.pt`` file).
 
     Each eligible tensor (docs/design.md) is quantised to ``bits`` bits over its min/max (``clip=None``) or
-    its ``clip`` percentile range and scored per bit-plane. ``baseline``: "expected" (default: the mean
+    its ``clip`` percentile range and scored per bit-plane; ``clip`` defaults to 99.9 (the paper's
+    code) here and in the CLI, but to None in ``qubd.ops``. ``baseline``: "expected" (default: the mean
     and std of each plane's QuBD over random arrangements of the tensor's values, in closed form,
     no random numbers), "shuffle" (the tensor's values permuted; ``repeats`` runs seeded by
     ``seed``), "reinit" (modules only) or "none". ``reference`` (anything ``score`` takes) makes the
@@ -137,7 +141,7 @@ def score_entries(
     """A TensorScore for every entry, in order: scored, or skipped with the reason."""
     device = options.torch_device()
     tensors = []
-    group = _Group(options)
+    group = _Group(options, progress)
     total = sum(e.numel for e in entries if _eligible(e))
     with weights_progress(total, progress) as advance, torch.no_grad():
         for entry, w in stream_tensors(entries, _eligible, device):
@@ -168,8 +172,11 @@ class _Group:
     tensors, so that the many small tensors of a model share batched ops (on a GPU, one launch and
     one sync for all of them) while a large tensor is scored on its own, as soon as it is read."""
 
-    def __init__(self, options: ScoreOptions):
+    def __init__(self, options: ScoreOptions, progress: bool = False):
         self.options = options
+        self.limits = (
+            (PROGRESS_GROUP_WEIGHTS, PROGRESS_GROUP_TENSORS) if progress else (GROUP_WEIGHTS, GROUP_TENSORS)
+        )
         self.members: list[tuple[TensorEntry, torch.Tensor, TensorScore]] = []
 
     def add(self, entry: TensorEntry, w: torch.Tensor, result: TensorScore) -> None:
@@ -177,7 +184,7 @@ class _Group:
 
     def full(self) -> bool:
         weights = sum(w.numel() for _, w, _ in self.members)
-        return weights >= GROUP_WEIGHTS or len(self.members) >= GROUP_TENSORS
+        return weights >= self.limits[0] or len(self.members) >= self.limits[1]
 
     def score(self, advance: ProgressHook | None) -> None:
         """Score every member (filling its TensorScore), then empty the group."""

@@ -143,10 +143,17 @@ def _unpaired_lines(report: Report, shown: int = UNPAIRED_SHOWN) -> list[str]:
     return [f"Not paired with the reference: {names}{more}."]
 
 
+def duration(seconds: float) -> str:
+    """0.0123 -> "12 ms", 1.234 -> "1.23 s", 75.4 -> "75.4 s": never "0.0 s" for a short run."""
+    if seconds < 0.1:
+        return f"{seconds * 1e3:.0f} ms" if seconds >= 0.5e-3 else "< 1 ms"
+    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+
+
 def _summary_lines(report: Report) -> list[str]:
     lines = []
     rate = (
-        f" in {report.seconds:.1f} s ({human(report.weights / report.seconds)} weights/s)"
+        f" in {duration(report.seconds)} ({human(report.weights / report.seconds)} weights/s)"
         if report.seconds
         else ""
     )
