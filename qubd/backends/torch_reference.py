@@ -3,9 +3,14 @@ of every primitive op (``QUBD_BACKEND=torch`` runs it everywhere)."""
 
 # The kernel of each primitive op, named as the op (qubd.ops.dispatch registers them).
 # ruff: noqa: F401
+from qubd.backends.scores_of_histograms import scores_of_histograms
 from qubd.reference.blocks import plane_histograms, weight_histograms, weight_histograms_batched
 from qubd.reference.ctm_score import ctm_score
 from qubd.reference.order_statistics import order_statistics
 from qubd.reference.quantize import quantize_to_grid
+
+weight_scores, weight_scores_batched = scores_of_histograms(
+    weight_histograms, weight_histograms_batched, ctm_score
+)
 
 DEVICE_TYPES = ("cpu", "cuda")
