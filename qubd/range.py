@@ -9,10 +9,10 @@ so this module imports nothing of the ops that use it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 # torch.quantile computes ranks in the input's float type; float32 counts exactly up to here.
@@ -94,26 +94,89 @@ def value_ranges(
             except ValueError as err:
                 raise ValueError(f"{name}: {err}") from None
         return ranges
-    # float64 holds every float32/bf16/fp16 value exactly, so one stacked copy serves every dtype.
-    bounds = torch.stack([torch.stack(torch.aminmax(w)).to(torch.float64) for w in ws]).cpu()
-    ranges = []
-    for w, name, (lo, hi) in zip(ws, names, bounds, strict=True):
-        if not (torch.isfinite(lo) and torch.isfinite(hi)):
-            raise ValueError(f"{name} contain NaN or Inf values")
-        dtype = compute_dtype(w.dtype)
-        ranges.append((lo.to(dtype), hi.to(dtype)))
-    return ranges
+    bounds = _min_max(ws, names)
+    return [
+        (lo.to(compute_dtype(w.dtype)), hi.to(compute_dtype(w.dtype)))
+        for w, (lo, hi) in zip(ws, bounds, strict=True)
+    ]
+
+
+def _min_max(ws: Sequence[torch.Tensor], names: Sequence[str]) -> torch.Tensor:
+    """float64 [len(ws), 2] on the CPU: each tensor's min and max; ValueError naming the first
+    tensor with NaN or Inf values."""
+    extremes = [torch.aminmax(w) for w in ws]
+    by_dtype: dict[torch.dtype, list[int]] = {}
+    for i, w in enumerate(ws):
+        by_dtype.setdefault(w.dtype, []).append(i)
+    # float64 holds every float32/bf16/fp16 value exactly, so one copy serves every dtype.
+    bounds = torch.empty(len(ws), 2, dtype=torch.float64, device=ws[0].device)
+    for where in by_dtype.values():
+        stacked = torch.stack([x for i in where for x in extremes[i]]).view(-1, 2)
+        if len(where) == len(ws):
+            bounds.copy_(stacked)
+        else:
+            bounds[where] = stacked.to(torch.float64)
+    bounds = bounds.detach().cpu()
+    finite = np.isfinite(bounds.numpy()).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"{names[int(np.argmin(finite))]} contain NaN or Inf values")
+    return bounds
+
+
+def quant_grids(
+    ws: Sequence[torch.Tensor],
+    clip: float | None,
+    bits: int,
+    order_statistics: OrderStatistics,
+    names: Sequence[str] | None = None,
+) -> list[QuantGrid]:
+    """``quant_grid(*value_range(w, clip), bits)`` of each tensor of ``ws``, labelled by ``names``
+    in errors (default ``weights[i]``). Without clipping the grids of all tensors come from a few
+    tensor ops in all, not a few per tensor (hundreds of thousands of small tensors)."""
+    names = names if names is not None else [f"weights[{i}]" for i in range(len(ws))]
+    if clip is not None:
+        ranges = value_ranges(ws, clip, order_statistics, names)
+        return [
+            _grids(_array(lo), _array(hi), bits, [name])[0]
+            for (lo, hi), name in zip(ranges, names, strict=True)
+        ]
+    bounds = _min_max(ws, names)
+    by_dtype: dict[torch.dtype, list[int]] = {}
+    for i, w in enumerate(ws):
+        by_dtype.setdefault(compute_dtype(w.dtype), []).append(i)
+    grids: list[QuantGrid] = [None] * len(ws)  # type: ignore[list-item]
+    for dtype, where in by_dtype.items():
+        part = (bounds if len(where) == len(ws) else bounds[where]).to(dtype).numpy()
+        for i, grid in zip(
+            where, _grids(part[:, 0], part[:, 1], bits, [names[i] for i in where]), strict=True
+        ):
+            grids[i] = grid
+    return grids
 
 
 def quant_grid(lo: torch.Tensor, hi: torch.Tensor, bits: int) -> QuantGrid:
     """The grid of ``bits``-bit codes over [lo, hi], with delta computed in the compute dtype."""
-    span = hi - lo
-    if not torch.isfinite(span):
+    return _grids(_array(lo), _array(hi), bits, None)[0]
+
+
+def _array(x: torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().reshape(1).numpy()
+
+
+def _grids(lo: np.ndarray, hi: np.ndarray, bits: int, names: Sequence[str] | None) -> list[QuantGrid]:
+    """The grid over each [lo[i], hi[i]] (1-D arrays of the compute dtype), elementwise in that
+    dtype: IEEE operations, so the same numbers as torch's, and no torch op per tensor."""
+    real = lo.dtype.type
+    with np.errstate(over="ignore"):  # an overflowing span is the error below
+        span = hi - lo
+    finite = np.isfinite(span)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        label = "" if names is None else f"{names[i]}: "
         raise ValueError(
-            f"the weight range [{lo.item()}, {hi.item()}] is wider than {span.dtype} can hold; "
-            "scale the weights or pass float64"
+            f"{label}the weight range [{lo[i]}, {hi[i]}] is wider than {torch.from_numpy(span).dtype} can "
+            "hold; scale the weights or pass float64"
         )
-    if span < MIN_SPAN:
-        return QuantGrid(lo=lo.item(), delta=math.inf)
-    delta = span / (2**bits - 1)
-    return QuantGrid(lo=lo.item(), delta=delta.item())
+    # The scalars in the compute dtype, as torch casts a Python scalar to the tensor's dtype.
+    delta = np.where(span < real(MIN_SPAN), real(np.inf), span / real(2**bits - 1))
+    return [QuantGrid(lo=a, delta=d) for a, d in zip(lo.tolist(), delta.tolist(), strict=True)]

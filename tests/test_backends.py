@@ -12,9 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qubd
+from qubd import backends
 from qubd.ops import dispatch
 from qubd.range import quant_grid, value_range
 from qubd.reference import blocks, order_statistics, quantize
+from qubd.reference.ctm_score import ctm_score as reference_ctm_score
 
 FLOATS = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
 
@@ -75,6 +77,45 @@ def test_batched_histograms_equal_reference(shapes, bits, dtype, seed):
             assert torch.equal(torch.ops.qubd.weight_histograms_batched(ws, lo, delta, bits), expected), (
                 backend
             )
+
+
+# Triton runs on CPU tensors only in its interpreter (TRITON_INTERPRET=1, set by conftest without
+# a GPU), slowly: it scores one small float32 shape.
+TRITON_SHAPE = (5, 17)
+SCORE_BACKENDS = dispatch.available_backends("cpu") + (
+    ["triton"] if dispatch.unavailable("triton", "cpu") is None else []
+)
+
+
+# No block (3 x 9), one, a few, the most the native kernel sorts (256 x 256: 4096 blocks) and the
+# fewest it counts densely (4 x 16388: 4097 blocks).
+@pytest.mark.parametrize(("rows", "cols"), [(3, 9), (4, 4), (5, 17), (13, 70), (256, 256), (4, 16388)])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_weight_scores_are_ctm_score_of_the_reference_histograms(rows, cols, dtype):
+    w = random_weights(rows, cols, dtype, rows * cols)
+    other = random_weights(8, 12, dtype, 1)
+    small = (rows, cols) == TRITON_SHAPE and dtype == torch.float32
+    score_backends = [b for b in SCORE_BACKENDS if b != "triton" or small]
+    for bits in (1, 8) if rows * cols > 4096 else (1, 8, 13):
+        with dispatch.using("torch"):
+            lo, delta, _ = _grid(w, bits, None)
+            other_lo, other_delta, _ = _grid(other, bits, None)
+        histograms = blocks.weight_histograms(w, lo, delta, bits)
+        expected = reference_ctm_score(histograms)
+        with dispatch.using(None):
+            for backend in score_backends:
+                dispatch.use(backend)
+                got = torch.ops.qubd.weight_scores(w, lo, delta, bits)
+                # Bit for bit the backend's own ctm_score of the dense histograms (each backend sums
+                # in its own order: across backends the doubles agree to rounding).
+                assert torch.equal(got, backends.load(backend).ctm_score(histograms)), (backend, bits)
+                torch.testing.assert_close(got, expected, rtol=1e-13, atol=0)
+                batched = torch.ops.qubd.weight_scores_batched(
+                    [other, w], [other_lo, lo], [other_delta, delta], bits
+                )
+                assert torch.equal(batched[1], got), (backend, bits)
+                other_scores = torch.ops.qubd.weight_scores(other, other_lo, other_delta, bits)
+                assert torch.equal(batched[0], other_scores), (backend, bits)
 
 
 def _grid(w, bits, clip):
@@ -277,6 +318,17 @@ def test_wide_matrices_are_walked_in_column_chunks(cpu_backend, bits):
             r"weights\[0\]: lo must be a finite",
         ),
         ("weight_histograms_batched", ([], [], [], 8), "at least one tensor"),
+        ("weight_scores", (torch.randn(8, 8), 0.0, 0.1, 17), "bits"),
+        ("weight_scores", (torch.randn(2, 8, 8), 0.0, 0.1, 8), "2D"),
+        ("weight_scores", (torch.ones(8, 8, dtype=torch.int32), 0.0, 0.1, 8), "float"),
+        ("weight_scores", (torch.randn(8, 8), 0.0, float("nan"), 8), "delta must be > 0"),
+        ("weight_scores_batched", ([torch.randn(8, 8)], [0.0, 1.0], [0.1], 8), "one entry per tensor"),
+        ("weight_scores_batched", ([], [], [], 8), "at least one tensor"),
+        (
+            "weight_scores_batched",
+            ([torch.randn(8, 8), torch.randn(8, 8)], [0.0, float("inf")], [0.1, 0.1], 8),
+            r"weights\[1\]: lo must be a finite",
+        ),
         (
             "ctm_score",
             (torch.zeros(2, 1 << 16, dtype=torch.int64).index_fill_(1, torch.tensor([7]), -1),),

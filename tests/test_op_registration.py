@@ -26,6 +26,8 @@ def _cases() -> dict[str, list[tuple]]:
         "weight_histograms": [(w, -3.0, 0.1, 6), (w.double(), -3.0, float("inf"), 3)],
         "weight_histograms_batched": [([w, _weights(4, 4, 1)], [-3.0, -2.0], [0.1, 0.2], 6)],
         "ctm_score": [(counts,)],
+        "weight_scores": [(w, -3.0, 0.1, 6), (w.double(), -3.0, float("inf"), 3)],
+        "weight_scores_batched": [([w, _weights(4, 4, 1)], [-3.0, -2.0], [0.1, 0.2], 6)],
         "quantize": [(w, 6, 99.0), (w.half(), 3, None)],
         "bdm": [(torch.randint(0, 2, (8, 9), generator=torch.Generator().manual_seed(3)),)],
         "qubd": [(w, 6, None), (_weights(6, 20, 4).reshape(6, 4, 5), 8, 99.9)],

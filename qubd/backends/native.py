@@ -74,6 +74,26 @@ def weight_histograms_batched(
     return hist
 
 
+def weight_scores(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.Tensor:
+    return weight_scores_batched([w], [lo], [delta], bits)[0]
+
+
+def weight_scores_batched(
+    ws: Sequence[torch.Tensor], lo: Sequence[float], delta: Sequence[float], bits: int
+) -> torch.Tensor:
+    # Up to 4096 blocks the kernel sorts each plane's codes (microseconds for a small tensor);
+    # above, it builds the dense histograms and sums them as ctm_score does: the same doubles.
+    table = ctm16("cpu").data_ptr()
+    scores = torch.empty(len(ws), bits, dtype=torch.float64)
+    out = scores.data_ptr()
+    row_bytes = bits * scores.element_size()
+    for i, (w, a, d) in enumerate(zip(ws, lo, delta, strict=True)):
+        w = w.contiguous()
+        rows, cols = w.shape
+        _C.weight_scores(w.data_ptr(), _dtype_code(w), rows, cols, a, d, bits, table, out + i * row_bytes)
+    return scores
+
+
 def ctm_score(histograms: torch.Tensor) -> torch.Tensor:
     histograms = histograms.contiguous()
     table = ctm16("cpu")

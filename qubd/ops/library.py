@@ -2,7 +2,8 @@
 its implementation.
 
 Primitive ops (``order_statistics``, ``quantize_to_grid``, ``plane_histograms``,
-``weight_histograms``, ``weight_histograms_batched``, ``ctm_score``) have a kernel per backend and
+``weight_histograms``, ``weight_histograms_batched``, ``ctm_score``, ``weight_scores``,
+``weight_scores_batched``) have a kernel per backend and
 device (registered by ``qubd.ops.dispatch``). The public ops (``quantize``, ``bdm``, ``qubd``,
 ``qubd_batched``) are composites of the primitives, the same on every device. Each op checks its
 arguments once, on entry (``qubd.ops.validation.checked``).
@@ -14,7 +15,7 @@ import torch
 
 from qubd.ctm.tables import BLOCK_CODES
 from qubd.ops import validation
-from qubd.range import quant_grid, value_range, value_ranges
+from qubd.range import QuantGrid, quant_grids
 from qubd.reference.quantize import code_dtype
 
 lib = torch.library.Library("qubd", "DEF")
@@ -26,6 +27,9 @@ lib.define("plane_histograms(Tensor q, int bits) -> Tensor")
 lib.define("weight_histograms(Tensor w, float lo, float delta, int bits) -> Tensor")
 lib.define("weight_histograms_batched(Tensor[] ws, float[] lo, float[] delta, int bits) -> Tensor")
 lib.define("ctm_score(Tensor histograms) -> Tensor")
+# ctm_score of weight_histograms (the spec), fused where a backend can skip the dense histograms.
+lib.define("weight_scores(Tensor w, float lo, float delta, int bits) -> Tensor")
+lib.define("weight_scores_batched(Tensor[] ws, float[] lo, float[] delta, int bits) -> Tensor")
 # Composites.
 lib.define("quantize(Tensor w, int bits, float? clip=None) -> Tensor")
 lib.define("bdm(Tensor x) -> Tensor")
@@ -39,10 +43,13 @@ PRIMITIVE_OPS = (
     "weight_histograms",
     "weight_histograms_batched",
     "ctm_score",
+    "weight_scores",
+    "weight_scores_batched",
 )
 
-# qubd_batched launches the histograms of at most this many bytes of int64 counts at once
-# (8 planes: 32 tensors), which bounds its memory however many tensors it is given.
+# qubd_batched scores at most as many tensors at once as have this many bytes of dense int64
+# histograms (8 planes: 32 tensors), which bounds the memory of a backend that builds them
+# however many tensors it is given.
 BATCH_HISTOGRAM_BYTES = 2**27
 
 
@@ -87,8 +94,18 @@ def _(histograms):
     return histograms.new_empty(histograms.shape[0], dtype=torch.float64)
 
 
-def _grid(w: torch.Tensor, bits: int, clip: float | None):
-    return quant_grid(*value_range(w, clip, torch.ops.qubd.order_statistics), bits)
+@_fake("weight_scores")
+def _(w, lo, delta, bits):
+    return w.new_empty(bits, dtype=torch.float64)
+
+
+@_fake("weight_scores_batched")
+def _(ws, lo, delta, bits):
+    return ws[0].new_empty(len(ws), bits, dtype=torch.float64)
+
+
+def _grid(w: torch.Tensor, bits: int, clip: float | None) -> QuantGrid:
+    return quant_grids([w], clip, bits, torch.ops.qubd.order_statistics, ["weights"])[0]
 
 
 def _quantize(w: torch.Tensor, bits: int, clip: float | None = None) -> torch.Tensor:
@@ -101,32 +118,32 @@ def _bdm(x: torch.Tensor) -> torch.Tensor:
     return torch.ops.qubd.ctm_score(torch.ops.qubd.plane_histograms(plane, 1))[0]
 
 
+def _scored_matrix(w: torch.Tensor) -> torch.Tensor:
+    # Detached: a score is not differentiable, and a float output of a parameter would otherwise
+    # carry torch's "autograd kernel not registered" grad_fn.
+    return w.detach().flatten(1).contiguous()
+
+
 def _qubd(w: torch.Tensor, bits: int = 8, clip: float | None = None) -> torch.Tensor:
     grid = _grid(w, bits, clip)
-    hist = torch.ops.qubd.weight_histograms(w.flatten(1).contiguous(), grid.lo, grid.delta, bits)
-    return torch.ops.qubd.ctm_score(hist)
+    return torch.ops.qubd.weight_scores(_scored_matrix(w), grid.lo, grid.delta, bits)
 
 
 def _qubd_batched(ws: list[torch.Tensor], bits: int = 8, clip: float | None = None) -> torch.Tensor:
-    names = [f"weights[{i}]" for i in range(len(ws))]
-    grids = []
-    for (lo, hi), name in zip(
-        value_ranges(ws, clip, torch.ops.qubd.order_statistics, names), names, strict=True
-    ):
-        try:
-            grids.append(quant_grid(lo, hi, bits))
-        except ValueError as err:
-            raise ValueError(f"{name}: {err}") from None
-    matrices = [w.flatten(1).contiguous() for w in ws]
-    scores = torch.empty(len(ws), bits, dtype=torch.float64, device=ws[0].device)
+    grids = quant_grids(ws, clip, bits, torch.ops.qubd.order_statistics)
+    matrices = [_scored_matrix(w) for w in ws]
+    lo, delta = [g.lo for g in grids], [g.delta for g in grids]
     per_launch = max(1, BATCH_HISTOGRAM_BYTES // (bits * BLOCK_CODES * 8))
-    for start in range(0, len(ws), per_launch):
-        part = slice(start, start + per_launch)
-        hist = torch.ops.qubd.weight_histograms_batched(
-            matrices[part], [g.lo for g in grids[part]], [g.delta for g in grids[part]], bits
+    parts = [
+        torch.ops.qubd.weight_scores_batched(
+            matrices[start : start + per_launch],
+            lo[start : start + per_launch],
+            delta[start : start + per_launch],
+            bits,
         )
-        scores[part] = torch.ops.qubd.ctm_score(hist.flatten(0, 1)).view(-1, bits)
-    return scores
+        for start in range(0, len(ws), per_launch)
+    ]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 COMPOSITES = {

@@ -208,6 +208,8 @@ SHAPE_CHECKS = {
     "weight_histograms_batched": _weight_histograms_batched,
     "plane_histograms": _plane_histograms,
     "ctm_score": _ctm_score,
+    "weight_scores": _weight_histograms,
+    "weight_scores_batched": _weight_histograms_batched,
 }
 
 

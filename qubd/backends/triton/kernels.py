@@ -2,9 +2,14 @@
 the names do not hide the package's modules ``ctm_score`` and ``order_statistics``)."""
 
 # ruff: noqa: F401
+from qubd.backends import scores_of_histograms
 from qubd.backends.triton.ctm_score import ctm_score
 from qubd.backends.triton.histograms import plane_histograms, weight_histograms, weight_histograms_batched
 from qubd.backends.triton.order_statistics import order_statistics
 from qubd.backends.triton.quantize import quantize_to_grid
+
+weight_scores = scores_of_histograms.per_tensor(weight_histograms, ctm_score)
+# Each plane's sum has a fixed order (ctm_score's fixed split), so a batch scores as one at a time.
+weight_scores_batched = scores_of_histograms.one_launch(weight_histograms_batched, ctm_score)
 
 DEVICE_TYPES = ("cuda", "cpu")
