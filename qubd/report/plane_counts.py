@@ -16,7 +16,7 @@ import torch
 
 from qubd.ctm.tables import BLOCK_CODES
 from qubd.ops import library, validation
-from qubd.range import QuantGrid, quant_grid, value_ranges
+from qubd.range import QuantGrid, quant_grids
 
 BLOCK_SIDE = 4
 
@@ -47,14 +47,7 @@ def scores_and_ones(
         validation.check_float_values(w, name)
         matrices.append(validation.as_matrix(w, name).contiguous())
     validation.check_one_device(ws)
-    grids = []
-    for (lo, hi), name in zip(
-        value_ranges(ws, clip, torch.ops.qubd.order_statistics, names), names, strict=True
-    ):
-        try:
-            grids.append(quant_grid(lo, hi, bits))
-        except ValueError as err:
-            raise ValueError(f"{name}: {err}") from None
+    grids = quant_grids(ws, clip, bits, torch.ops.qubd.order_statistics, names)
     scores = torch.empty(len(ws), bits, dtype=torch.float64)
     ones = torch.empty(len(ws), bits, dtype=torch.int64)
     per_launch = max(1, library.BATCH_HISTOGRAM_BYTES // (bits * BLOCK_CODES * 8))
