@@ -27,8 +27,7 @@ from qubd.report.options import ScoreOptions
 from qubd.report.progress import count_progress
 from qubd.report.reference import open_reference, resolve_baseline
 from qubd.report.scoring import score_source
-from qubd.report.serialize import read_json
-from qubd.report.tracker import TRACKER_FORMAT, log_entry, log_header, write_log
+from qubd.report.serialize import TRACKER_FORMAT, log_entry, log_header, read_json, write_log
 from qubd.report.writers import check_outputs, check_writable
 
 CHECKPOINT_FOLDER = re.compile(r"(?:checkpoint|step)[-_]?(\d+)")
