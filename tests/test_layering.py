@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import qubd.report
 
 PACKAGE = "qubd.report"
@@ -75,3 +77,15 @@ def test_the_records_and_schema_import_no_view():
     views = {f"{PACKAGE}.{m}" for m in ("plots", "display", "frames", "report", "scoring", "tracker")}
     for module in ("scores", "serialize", "reference"):
         assert not graph[f"{PACKAGE}.{module}"] & views, module
+
+
+def test_score_options_carry_keywords_over_the_options_given():
+    from torch import nn
+
+    from qubd.report import ComplexityTracker, ReportError, ScoreOptions
+
+    tracker = ComplexityTracker(nn.Linear(4, 4), options=ScoreOptions(bits=4, seed=3), baseline="none")
+    assert (tracker.options.bits, tracker.options.seed, tracker.options.baseline) == (4, 3, "none")
+    assert ScoreOptions.of(bits=5) == ScoreOptions(bits=5)
+    with pytest.raises(ReportError, match="bits"):
+        ScoreOptions.of(ScoreOptions(), bits=0)

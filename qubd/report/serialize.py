@@ -26,6 +26,11 @@ FORMAT_VERSION = 1
 TRACKER_FORMAT = "qubd-training-log"
 CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "z", "skipped")
 ALL_TENSORS = "(all scored tensors)"
+# The ScoreOptions fields a report writes under their own names (the others: "binary" and the
+# compressors as "measures", "advice_margin" as the advice's "margin", "device" as the one used);
+# a training log's header writes the first five.
+WRITTEN_OPTIONS = ("bits", "clip", "baseline", "seed", "repeats", "nonfinite")
+LOGGED_OPTIONS = WRITTEN_OPTIONS[:5]
 
 
 def report_to_json(report: ReportData) -> str:
@@ -40,14 +45,9 @@ def report_to_dict(report: ReportData) -> dict:
         "format_version": FORMAT_VERSION,
         "qubd_version": qubd.__version__,
         "source": report.source,
-        "bits": options.bits,
-        "clip": options.clip,
-        "baseline": options.baseline,
+        **{name: getattr(options, name) for name in WRITTEN_OPTIONS},
         "reference": report.reference,
-        "seed": options.seed,
-        "repeats": options.repeats,
         "measures": list(measure_names(options)),
-        "nonfinite": options.nonfinite,
         "device": report.device,
         "planes": [
             {**plane_dict(p), "below_baseline": bool(advice and p.plane in advice.planes_below)}
@@ -145,14 +145,9 @@ def report_from_dict(data: dict) -> ReportData:
     try:
         measures = data["measures"]
         options = ScoreOptions(
-            bits=data["bits"],
-            clip=data["clip"],
-            baseline=data["baseline"],
-            seed=data["seed"],
-            repeats=data["repeats"],
+            **{name: data[name] for name in WRITTEN_OPTIONS},
             binary=BINARY in measures,
             compressors=tuple(m for m in measures if m in COMPRESSORS),
-            nonfinite=data["nonfinite"],
             advice_margin=(data.get("advice") or {}).get("margin", ScoreOptions.advice_margin),
         )
         tensors = [tensor_from_dict(t, options) for t in data["tensors"]]
@@ -224,15 +219,8 @@ def write_log(path: str | Path, log: dict) -> None:
 
 def log_header(model: str, options: ScoreOptions) -> dict:
     """The fields of a training log before its entries (``qubd series`` writes the same format)."""
-    o = options
-    return {
-        "format": TRACKER_FORMAT,
-        "model": model,
-        "bits": o.bits,
-        "clip": o.clip,
-        "baseline": o.baseline,
-        "seed": o.seed,
-        "repeats": o.repeats,
+    return {"format": TRACKER_FORMAT, "model": model} | {
+        name: getattr(options, name) for name in LOGGED_OPTIONS
     }
 
 

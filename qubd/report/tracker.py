@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -27,7 +28,8 @@ class ComplexityTracker:
             tracker.step(step)      # scores when step % 100 == 0, rewrites qubd_log.json
         tracker.plot("qubd_log.png")  # or: qubd plot qubd_log.json -o qubd_log.png
 
-    The options are those of ``qubd.score``. The log file is rewritten atomically after each entry.
+    The options: ``options`` (a ``ScoreOptions``) with the keywords of ``qubd.score`` (``bits=4``, ...)
+    replacing its fields. The log file is rewritten atomically after each entry.
     """
 
     def __init__(
@@ -36,14 +38,10 @@ class ComplexityTracker:
         path: str | Path | None = None,
         *,
         every: int = 1,
-        bits: int = 8,
-        clip: float | None = 99.9,
-        baseline: str = "expected",
-        seed: int = 0,
-        repeats: int = 1,
+        options: ScoreOptions | None = None,
         include: str | Iterable[str] | None = None,
         exclude: str | Iterable[str] | None = None,
-        device: str = "auto",
+        **keywords: Any,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"ComplexityTracker tracks an nn.Module, got {type(model).__name__}")
@@ -54,9 +52,7 @@ class ComplexityTracker:
         self.every = every
         self.include = include
         self.exclude = exclude
-        self.options = ScoreOptions(
-            bits=bits, clip=clip, baseline=baseline, seed=seed, repeats=repeats, device=device
-        )
+        self.options = ScoreOptions.of(options, **keywords)
         self.entries: list[dict] = []
 
     def step(self, step: int) -> Report | None:
