@@ -24,6 +24,7 @@ from qubd.report.options import (
     DEVICES,
     EXPECTED,
     NONFINITE_POLICIES,
+    ScoreOptions,
 )
 
 EXIT_ERROR = 1
@@ -302,9 +303,9 @@ def _run_score(args: argparse.Namespace) -> None:
     that closes stdout early (``| head``) does not cost them. With an output on stdout (``-``) the
     table is not printed."""
     from qubd.checkpoints import open_source
-    from qubd.report import ScoreOptions, score_source
+    from qubd.report import score_source
     from qubd.report.plots import plot_report
-    from qubd.report.reference import open_reference, resolve_baseline
+    from qubd.report.reference import open_reference
     from qubd.report.table import print_report
     from qubd.report.writers import staged
 
@@ -312,18 +313,7 @@ def _run_score(args: argparse.Namespace) -> None:
         return _run_dry_run(args)
     writes = _writes_outputs()
     outputs, image_format = _score_outputs(args) if writes else ({}, None)
-    options = ScoreOptions(
-        bits=args.bits,
-        clip=args.clip,
-        baseline=resolve_baseline(args.baseline, args.reference),
-        seed=args.seed,
-        repeats=args.repeats,
-        binary=args.binary,
-        compressors=tuple(dict.fromkeys(args.compress)),
-        nonfinite=args.nonfinite,
-        device=args.device,
-        advice_margin=args.advice_margin,
-    )
+    options = _score_options(args)
     paths = _checkpoint_paths(args)
     if _launched_by_torchrun():
         from qubd.distributed.launch import score_checkpoint
@@ -377,6 +367,24 @@ def _writes_outputs() -> bool:
     return writes_outputs()
 
 
+def _score_options(args: argparse.Namespace) -> ScoreOptions:
+    """The options of ``qubd score`` and ``qubd series`` (``_add_score_options``), as one ScoreOptions."""
+    from qubd.report.reference import resolve_baseline
+
+    return ScoreOptions(
+        bits=args.bits,
+        clip=args.clip,
+        baseline=resolve_baseline(args.baseline, args.reference),
+        seed=args.seed,
+        repeats=args.repeats,
+        binary=args.binary,
+        compressors=tuple(dict.fromkeys(args.compress)),
+        nonfinite=args.nonfinite,
+        device=args.device,
+        advice_margin=args.advice_margin,
+    )
+
+
 def _run_series(args: argparse.Namespace) -> None:
     from qubd.report.safe_text import printable
     from qubd.report.series import score_series
@@ -392,14 +400,7 @@ def _run_series(args: argparse.Namespace) -> None:
         include=args.include,
         exclude=args.exclude,
         progress=not args.no_progress and sys.stderr.isatty(),
-        bits=args.bits,
-        clip=args.clip,
-        baseline=args.baseline,
-        seed=args.seed,
-        repeats=args.repeats,
-        nonfinite=args.nonfinite,
-        device=args.device,
-        advice_margin=args.advice_margin,
+        options=_score_options(args),
     )
     if result.scored:
         _say_written(f"the training log ({len(result.scored)} checkpoint(s) added)", args.json)

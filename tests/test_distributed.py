@@ -18,7 +18,7 @@ import qubd
 from qubd.distributed import balance
 from qubd.distributed.halo import ShardLayout
 from qubd.reference.blocks import plane_histograms
-from qubd.report.tracker import log_entry
+from qubd.report.serialize import log_entry
 from tests import distributed_workers as workers
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from qubd.checkpoints import Scorable, open_source
 from qubd.distributed.collectives import all_or_none
 from qubd.distributed.scoring import score_distributed
 from qubd.report.options import ScoreOptions
-from qubd.report.scores import Report
+from qubd.report.report import Report
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 

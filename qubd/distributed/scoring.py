@@ -24,7 +24,8 @@ from qubd.distributed.collectives import all_gather_json, all_or_none, check_agr
 from qubd.distributed.sharded import is_sharded, score_sharded, sharded_weight
 from qubd.report.errors import ReportError
 from qubd.report.options import EXPECTED, NONE, ScoreOptions
-from qubd.report.scores import Report, TensorScore
+from qubd.report.report import Report
+from qubd.report.scores import TensorScore
 from qubd.report.scoring import score_entries
 from qubd.report.serialize import tensor_from_dict, tensor_to_dict
 

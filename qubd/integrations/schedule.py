@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from qubd.integrations.sinks import ScalarSinks, report_scalars
-from qubd.report.scores import Report
+from qubd.report.report import Report
 from qubd.report.tracker import ComplexityTracker
 
 

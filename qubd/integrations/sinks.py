@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from qubd.report.scores import Report
+from qubd.report.report import Report
 
 PREFIX = "qubd"
 

@@ -5,7 +5,8 @@
 from qubd.report.advice import BitDepthAdvice
 from qubd.report.errors import ReportError
 from qubd.report.options import ScoreOptions
-from qubd.report.scores import PlaneScore, Report, TensorScore
+from qubd.report.report import Report
+from qubd.report.scores import PlaneScore, TensorScore
 from qubd.report.scoring import score, score_source
 from qubd.report.series import score_series
 from qubd.report.tracker import ComplexityTracker

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from qubd.checkpoints import Scorable, open_source, reason_kind, skip_reason
+from qubd.report.frames import require_pandas
 
 if TYPE_CHECKING:
     import pandas
@@ -76,9 +77,10 @@ class Description:
 
     def to_pandas(self) -> pandas.DataFrame:
         """One row per tensor: name, shape, dtype, numel, scored, skipped (needs the ``pandas`` extra)."""
-        from qubd.report.frames import description_frame
-
-        return description_frame(self)
+        rows = [[t.name, t.shape, t.dtype, t.numel, t.skipped is None, t.skipped] for t in self.tensors]
+        return require_pandas().DataFrame(
+            rows, columns=["name", "shape", "dtype", "numel", "scored", "skipped"]
+        )
 
 
 def describe(

@@ -1,28 +1,28 @@
-"""A Report at a glance: a short ``repr`` (model, settings, totals, advice) and, in notebooks, an
+"""A ReportData at a glance: a short ``repr`` (model, settings, totals, advice) and, in notebooks, an
 HTML table of QuBD per plane against the baseline."""
 
 from __future__ import annotations
 
 from html import escape
 
-from qubd.report.scores import Report
+from qubd.report.scores import ReportData
 
 
-def settings(report: Report) -> str:
+def settings(report: ReportData) -> str:
     o = report.options
     span = "min/max" if o.clip is None else f"clip {o.clip:g}"
     baseline = o.baseline if o.runs <= 1 else f"{o.baseline} x{o.repeats}"
     return f"{o.bits} bits, {span}, baseline {baseline}"
 
 
-def totals(report: Report) -> str:
+def totals(report: ReportData) -> str:
     total = report.total
     counts = f"{len(report.scored)} tensors scored, {len(report.skipped)} skipped, {report.weights:,} weights"
     ratio = "" if total.ratio is None else f" = {total.ratio:.1f}% of baseline"
     return f"{counts}; QuBD {total.bdm:,.1f} bits{ratio}"
 
 
-def advice_line(report: Report) -> str:
+def advice_line(report: ReportData) -> str:
     advice = report.advice
     if advice is None:
         return "no baseline, no advice"
@@ -31,15 +31,15 @@ def advice_line(report: Report) -> str:
     return f"suggested bits {advice.suggested_bits} (planes below baseline: {advice.planes_below})"
 
 
-def report_repr(report: Report) -> str:
-    return f"<qubd.Report {report.source!r}: {settings(report)}; {totals(report)}; {advice_line(report)}>"
+def report_repr(report: ReportData) -> str:
+    return f"<qubd.ReportData {report.source!r}: {settings(report)}; {totals(report)}; {advice_line(report)}>"
 
 
 def _cell(value: float | None, fmt: str) -> str:
     return "" if value is None else format(value, fmt)
 
 
-def report_html(report: Report) -> str:
+def report_html(report: ReportData) -> str:
     advice = report.advice
     below = set(advice.planes_below) if advice else set()
     head = "".join(f"<th>{h}</th>" for h in ("plane", "QuBD (bits)", "baseline", "± std", "ratio %"))

@@ -6,12 +6,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from qubd.report.scores import PlaneScore, Report, plane_scores
+from qubd.report.scores import PlaneScore, ReportData, plane_scores
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from qubd.report.describe import Description
 
 TENSOR_COLUMNS = (
     "name",
@@ -28,7 +26,7 @@ TENSOR_COLUMNS = (
 PLANE_COLUMNS = ("plane", "qubd", "baseline", "baseline_std", "ratio", "z_score", "below_baseline")
 
 
-def _pandas():
+def require_pandas():
     try:
         import pandas
     except ImportError:
@@ -50,10 +48,10 @@ def _plane_values(p: PlaneScore) -> list:
     return [p.plane, p.bdm, p.baseline, p.baseline_std, p.ratio, z_score(p)]
 
 
-def tensor_frame(report: Report) -> pd.DataFrame:
+def tensor_frame(report: ReportData) -> pd.DataFrame:
     """One row per scored tensor and plane (plane 0 = least significant), and one row per skipped
     tensor (plane and numbers missing, ``skipped`` its reason). ``shape`` is a tuple."""
-    pandas = _pandas()
+    pandas = require_pandas()
     rows = []
     for t in report.tensors:
         if t.skipped is not None:
@@ -66,9 +64,9 @@ def tensor_frame(report: Report) -> pd.DataFrame:
     return _floats(frame, ("qubd", "baseline", "baseline_std", "ratio", "z_score"))
 
 
-def plane_frame(report: Report) -> pd.DataFrame:
+def plane_frame(report: ReportData) -> pd.DataFrame:
     """One row per plane summed over the scored tensors; ``below_baseline`` as in the bit-depth advice."""
-    pandas = _pandas()
+    pandas = require_pandas()
     advice = report.advice
     below = set(advice.planes_below) if advice else set()
     rows = [[*_plane_values(p), p.plane in below] for p in report.planes]
@@ -81,10 +79,3 @@ def _floats(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     for column in columns:
         frame[column] = [math.nan if v is None else float(v) for v in frame[column]]
     return frame
-
-
-def description_frame(description: Description) -> pd.DataFrame:
-    """``qubd.describe``'s tensors: name, shape, dtype, numel, scored, skipped."""
-    pandas = _pandas()
-    rows = [[t.name, t.shape, t.dtype, t.numel, t.skipped is None, t.skipped] for t in description.tensors]
-    return pandas.DataFrame(rows, columns=["name", "shape", "dtype", "numel", "scored", "skipped"])

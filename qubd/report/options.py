@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -74,6 +75,11 @@ class ScoreOptions:
             raise ReportError(f"seed must be an integer, got {self.seed!r}")
         if not self.advice_margin >= 0:
             raise ReportError(f"advice margin must be >= 0 percentage points, got {self.advice_margin!r}")
+
+    @classmethod
+    def of(cls, options: ScoreOptions | None = None, **keywords: Any) -> ScoreOptions:
+        """``options`` (None: the defaults) with the fields named in ``keywords`` replaced."""
+        return replace(options or cls(), **keywords)
 
     @property
     def runs(self) -> int:

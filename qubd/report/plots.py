@@ -10,7 +10,8 @@ import numpy as np
 
 from qubd.report.advice import NOISE_SIGMAS
 from qubd.report.errors import ReportError
-from qubd.report.scores import Report, TensorScore
+from qubd.report.scores import ReportData, TensorScore
+from qubd.report.serialize import FORMAT, TRACKER_FORMAT, read_json, report_from_dict
 from qubd.report.summary import Summary
 from qubd.report.writers import Output, Staging, check_output, write_file
 
@@ -66,7 +67,7 @@ def _save(fig, path: str | Path | Output, fmt: str | None, stage: Staging | None
 
 
 def plot_report(
-    report: Report, path: str | Path | Output, fmt: str | None = None, stage: Staging | None = None
+    report: ReportData, path: str | Path | Output, fmt: str | None = None, stage: Staging | None = None
 ) -> None:
     """Per-plane ratio bars (QuBD bars without a baseline) above a tensor x plane heatmap, into
     ``path`` as image format ``fmt`` (default: from the suffix); staged in ``stage`` when given."""
@@ -97,7 +98,7 @@ def model_name(source: str) -> str:
     return "/".join(parts[-2:]) if parts else source
 
 
-def settings_line(report: Report) -> str:
+def settings_line(report: ReportData) -> str:
     """bits, range and baseline, as the title's second line."""
     o = report.options
     span = "min/max" if o.clip is None else f"clip {o.clip:g}th percentile"
@@ -130,7 +131,7 @@ def layer_of(name: str) -> str:
     return ".".join(parts[:-1]) or name
 
 
-def heatmap_rows(report: Report) -> list[tuple[str, list[TensorScore]]]:
+def heatmap_rows(report: ReportData) -> list[tuple[str, list[TensorScore]]]:
     """The heatmap's rows, each a label and its tensors: one per tensor, or with more than
     MAX_TENSOR_ROWS tensors, one per layer (``layer_of``), in the order layers first appear."""
     scored = report.scored
@@ -142,12 +143,12 @@ def heatmap_rows(report: Report) -> list[tuple[str, list[TensorScore]]]:
     return [(f"{name} ({len(ts)})" if len(ts) > 1 else ts[0].name, ts) for name, ts in layers.items()]
 
 
-def _row_summary(report: Report, tensors: list[TensorScore]) -> Summary:
+def _row_summary(report: ReportData, tensors: list[TensorScore]) -> Summary:
     """Per-plane QuBD of ``tensors`` summed, against their summed baseline (closed-form variances add)."""
     return replace(report, tensors=tensors).summary()
 
 
-def _plane_bars(ax, report: Report) -> None:
+def _plane_bars(ax, report: ReportData) -> None:
     bits = report.options.bits
     planes = np.arange(bits)
     summary = report.summary()
@@ -184,7 +185,7 @@ def _plane_bars(ax, report: Report) -> None:
     ax.set_xlabel("bit-plane")
 
 
-def _heatmap(fig, ax, report: Report, rows: list[tuple[str, list[TensorScore]]]) -> None:
+def _heatmap(fig, ax, report: ReportData, rows: list[tuple[str, list[TensorScore]]]) -> None:
     """Per row (tensor or layer) and plane: the z-score when the baseline has a std (noise stays
     pale, and cells beyond noise, |z| > NOISE_SIGMAS, carry a dot), else the ratio, else the QuBD per
     block. Colours follow a symmetric log scale, so small and large deviations are both visible."""
@@ -309,8 +310,6 @@ def plot_file(json_path: str | Path, image_path: str | Path | Output) -> None:
     """Plot a report or a training log read from a JSON file."""
     image_path = check_output(image_path)
     plot_format(image_path.given)
-    from qubd.report.serialize import FORMAT, read_json, report_from_dict
-    from qubd.report.tracker import TRACKER_FORMAT
 
     data = read_json(json_path)
     kind = data.get("format") if isinstance(data, dict) else None

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,9 +22,6 @@ from qubd.checkpoints.eligibility import FLOAT_DTYPES
 from qubd.checkpoints.source import NOT_INDEXED
 from qubd.report.errors import ReportError
 from qubd.report.options import REFERENCE, ScoreOptions
-
-if TYPE_CHECKING:
-    from qubd.report.scores import TensorScore
 
 NOT_IN_REFERENCE = "not in the reference"
 SHAPE_DIFFERS = "shape differs from the reference"
@@ -117,11 +113,6 @@ def reference_tensor(entry: TensorEntry, device: torch.device) -> torch.Tensor:
             "leave it out with --exclude"
         )
     return w
-
-
-def unpaired(tensors: Iterable[TensorScore]) -> list[TensorScore]:
-    """The tensors of a report skipped for want of a reference partner, or only in the reference."""
-    return [t for t in tensors if t.skipped is not None and t.skipped.startswith(UNPAIRED_REASONS)]
 
 
 def _mismatch(entry: TensorEntry, partner: TensorEntry | None) -> str | None:

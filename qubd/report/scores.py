@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from qubd.checkpoints import reason_kind
 from qubd.report.advice import BitDepthAdvice, advise
@@ -20,9 +18,6 @@ from qubd.report.summary import (
     summarize_expected_totals,
     summarize_totals,
 )
-
-if TYPE_CHECKING:
-    import pandas
 
 
 @dataclass(frozen=True)
@@ -75,9 +70,10 @@ class TensorScore:
 
 
 @dataclass
-class Report:
-    """A model's or checkpoint's QuBD: ``tensors`` in checkpoint order (skipped ones with a reason),
-    and their sums per plane (``planes``) and overall (``total``), against the baseline."""
+class ReportData:
+    """The plain record of a model's or checkpoint's QuBD (``qubd.report.report.Report`` adds its
+    views): ``tensors`` in checkpoint order (skipped ones with a reason), and their sums per plane
+    (``planes``) and overall (``total``), against the baseline."""
 
     source: str
     options: ScoreOptions
@@ -124,69 +120,6 @@ class Report:
     def advice(self) -> BitDepthAdvice | None:
         """The suggested bit depth over the whole model (None without a baseline)."""
         return advise(self.summary(), self.options.advice_margin)
-
-    def to_dict(self) -> dict:
-        from qubd.report.serialize import report_to_dict
-
-        return report_to_dict(self)
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        """The report as JSON text; written atomically to ``path`` when given."""
-        from qubd.report.serialize import report_to_json
-        from qubd.report.writers import write_text
-
-        text = report_to_json(self)
-        if path is not None:
-            write_text(path, text)
-        return text
-
-    def to_csv(self, path: str | Path | None = None) -> str:
-        """One row per tensor and plane (and totals) as CSV text; written atomically to ``path``."""
-        from qubd.report.serialize import report_to_csv
-        from qubd.report.writers import write_text
-
-        text = report_to_csv(self)
-        if path is not None:
-            write_text(path, text)
-        return text
-
-    def plot(self, path: str | Path) -> None:
-        """Per-plane ratio bars and a tensor x plane heatmap, as an image at ``path`` (matplotlib)."""
-        from qubd.report.plots import plot_report
-
-        plot_report(self, path)
-
-    def to_pandas(self, by: str = "tensor") -> pandas.DataFrame:
-        """A pandas DataFrame (needs the ``pandas`` extra): ``by="tensor"``, one row per tensor and plane
-        (skipped tensors with their reason); ``by="plane"``, QuBD per plane summed over the model."""
-        from qubd.report.frames import plane_frame, tensor_frame
-
-        frames = {"tensor": tensor_frame, "plane": plane_frame}
-        if by not in frames:
-            raise ValueError(f"by must be 'tensor' or 'plane', got {by!r}")
-        return frames[by](self)
-
-    def __repr__(self) -> str:
-        from qubd.report.display import report_repr
-
-        return report_repr(self)
-
-    def _repr_html_(self) -> str:
-        from qubd.report.display import report_html
-
-        return report_html(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Report:
-        from qubd.report.serialize import report_from_dict
-
-        return report_from_dict(data)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> Report:
-        from qubd.report.serialize import read_json, report_from_dict
-
-        return report_from_dict(read_json(path))
 
 
 def _summary(tensors: list[TensorScore], measure: str, totals: bool = False) -> Summary:

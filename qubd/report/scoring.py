@@ -27,7 +27,8 @@ from qubd.report.options import REINIT, ScoreOptions
 from qubd.report.progress import ProgressHook, weights_progress
 from qubd.report.range_notes import FLOAT64_GRID, tiny_span_note, widened
 from qubd.report.reference import open_reference, pair_with_reference, resolve_baseline
-from qubd.report.scores import Report, TensorScore
+from qubd.report.report import Report
+from qubd.report.scores import TensorScore
 
 # Tensors are scored in groups of up to this many weights or tensors (see _Group).
 GROUP_WEIGHTS = 2**24

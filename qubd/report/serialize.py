@@ -1,11 +1,13 @@
-"""Reports as JSON (everything, round-trips through ``Report.from_dict``) and CSV (QuBD per tensor
-and plane)."""
+"""The two JSON formats and their schema: reports (everything, round-trips through ``report_from_dict``)
+and training logs (a header, then one entry per step: ``ComplexityTracker``, ``qubd series``); and
+reports as CSV (QuBD per tensor and plane)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import qubd
@@ -15,20 +17,27 @@ from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, BINARY, measure_names
 from qubd.report.options import COMPRESSORS, EXPECTED, ScoreOptions
 from qubd.report.safe_text import spreadsheet_text
-from qubd.report.scores import PlaneScore, Report, TensorScore, plane_scores
+from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
 from qubd.report.summary import Summary
+from qubd.report.writers import write_text
 
 FORMAT = "qubd-report"
 FORMAT_VERSION = 1
+TRACKER_FORMAT = "qubd-training-log"
 CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "z", "skipped")
 ALL_TENSORS = "(all scored tensors)"
+# The ScoreOptions fields a report writes under their own names (the others: "binary" and the
+# compressors as "measures", "advice_margin" as the advice's "margin", "device" as the one used);
+# a training log's header writes the first five.
+WRITTEN_OPTIONS = ("bits", "clip", "baseline", "seed", "repeats", "nonfinite")
+LOGGED_OPTIONS = WRITTEN_OPTIONS[:5]
 
 
-def report_to_json(report: Report) -> str:
+def report_to_json(report: ReportData) -> str:
     return json.dumps(report_to_dict(report), indent=1, allow_nan=False) + "\n"
 
 
-def report_to_dict(report: Report) -> dict:
+def report_to_dict(report: ReportData) -> dict:
     options = report.options
     advice = report.advice
     data = {
@@ -36,14 +45,9 @@ def report_to_dict(report: Report) -> dict:
         "format_version": FORMAT_VERSION,
         "qubd_version": qubd.__version__,
         "source": report.source,
-        "bits": options.bits,
-        "clip": options.clip,
-        "baseline": options.baseline,
+        **{name: getattr(options, name) for name in WRITTEN_OPTIONS},
         "reference": report.reference,
-        "seed": options.seed,
-        "repeats": options.repeats,
         "measures": list(measure_names(options)),
-        "nonfinite": options.nonfinite,
         "device": report.device,
         "planes": [
             {**plane_dict(p), "below_baseline": bool(advice and p.plane in advice.planes_below)}
@@ -134,27 +138,22 @@ def read_json(path: str | Path) -> dict:
         raise ReportError(f"{path}: not a JSON file ({err})") from None
 
 
-def report_from_dict(data: dict) -> Report:
-    """The Report a ``report_to_dict`` wrote; summaries are recomputed from the tensors."""
+def report_from_dict(data: dict) -> ReportData:
+    """The ReportData a ``report_to_dict`` wrote; summaries are recomputed from the tensors."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ReportError('not a qubd report (no "format": "qubd-report" field)')
     try:
         measures = data["measures"]
         options = ScoreOptions(
-            bits=data["bits"],
-            clip=data["clip"],
-            baseline=data["baseline"],
-            seed=data["seed"],
-            repeats=data["repeats"],
+            **{name: data[name] for name in WRITTEN_OPTIONS},
             binary=BINARY in measures,
             compressors=tuple(m for m in measures if m in COMPRESSORS),
-            nonfinite=data["nonfinite"],
             advice_margin=(data.get("advice") or {}).get("margin", ScoreOptions.advice_margin),
         )
         tensors = [tensor_from_dict(t, options) for t in data["tensors"]]
         if not any(t.skipped is None for t in tensors):
             raise ReportError("malformed qubd report (no scored tensors: nothing to show)")
-        return Report(
+        return ReportData(
             source=data["source"],
             options=options,
             tensors=tensors,
@@ -191,7 +190,7 @@ def tensor_from_dict(t: dict, options: ScoreOptions) -> TensorScore:
     return score
 
 
-def report_to_csv(report: Report) -> str:
+def report_to_csv(report: ReportData) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -211,3 +210,29 @@ def report_to_csv(report: Report) -> str:
 def _csv_values(p: PlaneScore) -> list:
     plane = "total" if p.plane is None else p.plane
     return [plane] + ["" if v is None else v for v in (p.bdm, p.baseline, p.baseline_std, p.ratio, p.z)]
+
+
+def write_log(path: str | Path, log: dict) -> None:
+    """Write a training log, atomically."""
+    write_text(path, json.dumps(log, indent=1, allow_nan=False) + "\n")
+
+
+def log_header(model: str, options: ScoreOptions) -> dict:
+    """The fields of a training log before its entries (``qubd series`` writes the same format)."""
+    return {"format": TRACKER_FORMAT, "model": model} | {
+        name: getattr(options, name) for name in LOGGED_OPTIONS
+    }
+
+
+def log_entry(report: ReportData, step: int) -> dict:
+    """One entry of a training log: ``report``'s per-plane and total scores at ``step``."""
+    advice = report.advice
+    return {
+        "step": step,
+        "time": time.time(),
+        "planes": [plane_dict(p) for p in report.planes],
+        "total": plane_dict(report.total, plane=False),
+        "suggested_bits": advice.suggested_bits if advice else None,
+        "weights": report.weights,
+        "tensors": {t.name: t.planes for t in report.scored},
+    }

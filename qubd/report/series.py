@@ -27,8 +27,7 @@ from qubd.report.options import ScoreOptions
 from qubd.report.progress import count_progress
 from qubd.report.reference import open_reference, resolve_baseline
 from qubd.report.scoring import score_source
-from qubd.report.serialize import read_json
-from qubd.report.tracker import TRACKER_FORMAT, log_entry, log_header, write_log
+from qubd.report.serialize import TRACKER_FORMAT, log_entry, log_header, read_json, write_log
 from qubd.report.writers import check_outputs, check_writable
 
 CHECKPOINT_FOLDER = re.compile(r"(?:checkpoint|step)[-_]?(\d+)")
@@ -89,24 +88,26 @@ def score_series(
     paths: Sequence[str | os.PathLike],
     log: str | os.PathLike,
     *,
+    options: ScoreOptions | None = None,
     steps: Sequence[int] | None = None,
     reference: str | os.PathLike | None = None,
     include: str | Iterable[str] | None = None,
     exclude: str | Iterable[str] | None = None,
     progress: bool = False,
-    **options: Any,
+    **keywords: Any,
 ) -> SeriesResult:
     """Score each checkpoint of ``paths`` (see the module docstring) into the training log ``log``,
     resuming it when it exists. ``reference``: "first" (the first checkpoint is every checkpoint's
-    baseline, itself included: 100%), a checkpoint path, or None; ``options``: those of ``qubd.score``
-    (bits, clip, baseline, seed, repeats, nonfinite, device, advice_margin)."""
+    baseline, itself included: 100%), a checkpoint path, or None; ``options`` (a ``ScoreOptions``) with
+    the keywords of ``qubd.score`` (bits, clip, baseline, seed, repeats, nonfinite, device,
+    advice_margin) replacing its fields."""
     checkpoints = series_checkpoints(paths, steps)
     read = [c.path for c in checkpoints] + ([reference] if reference not in (None, FIRST) else [])
     check_outputs([check_writable(log)], inputs=[f for path in read for f in input_files(path)])
     log = Path(log)
     names = NameFilter.of(include, exclude)
-    baseline = resolve_baseline(options.pop("baseline", ScoreOptions.baseline), reference)
-    score_options = ScoreOptions(baseline=baseline, **options)
+    baseline = keywords.pop("baseline", (options or ScoreOptions).baseline)
+    score_options = ScoreOptions.of(options, baseline=resolve_baseline(baseline, reference), **keywords)
     if reference == FIRST:
         reference = checkpoints[0].path
     header = log_header(os.path.commonpath([c.key for c in checkpoints]), score_options) | {

@@ -1,6 +1,8 @@
-"""The terminal view of a Report (rich): QuBD per plane against the baseline, counts, advice."""
+"""The terminal view of a ReportData (rich): QuBD per plane against the baseline, counts, advice."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from rich.console import Console
 from rich.markup import escape
@@ -10,9 +12,9 @@ from qubd.report.advice import describe, rule
 from qubd.report.measure import BINARY
 from qubd.report.options import EXPECTED
 from qubd.report.progress import human
-from qubd.report.reference import unpaired
+from qubd.report.reference import UNPAIRED_REASONS
 from qubd.report.safe_text import printable
-from qubd.report.scores import PlaneScore, Report, plane_scores
+from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
 
 NOTED_NAMES_SHOWN = 5
 UNPAIRED_SHOWN = 5
@@ -23,7 +25,7 @@ def _shown(text: str) -> str:
     return escape(printable(text))
 
 
-def print_report(report: Report, console: Console | None = None, per_tensor: bool = False) -> None:
+def print_report(report: ReportData, console: Console | None = None, per_tensor: bool = False) -> None:
     console = console or Console()
     console.print(_title(report))
     if per_tensor:
@@ -33,7 +35,7 @@ def print_report(report: Report, console: Console | None = None, per_tensor: boo
         console.print(line, highlight=False)
 
 
-def _title(report: Report) -> str:
+def _title(report: ReportData) -> str:
     o = report.options
     span = "min/max" if o.clip is None else f"{o.clip:g}th percentile"
     baseline = o.baseline
@@ -60,7 +62,7 @@ def _with_std(p: PlaneScore) -> str:
     return f"{_num(p.baseline)} ± {_num(p.baseline_std)}"
 
 
-def plane_table(report: Report) -> Table:
+def plane_table(report: ReportData) -> Table:
     o = report.options
     advice = report.advice
     below = set(advice.planes_below) if advice else set()
@@ -93,7 +95,7 @@ def plane_table(report: Report) -> Table:
     return table
 
 
-def tensor_table(report: Report) -> Table:
+def tensor_table(report: ReportData) -> Table:
     """One row per scored tensor: total QuBD, ratio and z-score in total and of the most significant
     plane, and the bits its structure spans."""
     margin = report.options.advice_margin
@@ -119,7 +121,7 @@ def tensor_table(report: Report) -> Table:
     return table
 
 
-def _note_lines(report: Report) -> list[str]:
+def _note_lines(report: ReportData) -> list[str]:
     """One line per kind of note, naming the first few tensors it concerns."""
     by_note: dict[str, list[str]] = {}
     for t in report.scored:
@@ -133,7 +135,7 @@ def _note_lines(report: Report) -> list[str]:
     return lines
 
 
-def _unpaired_lines(report: Report, shown: int = UNPAIRED_SHOWN) -> list[str]:
+def _unpaired_lines(report: ReportData, shown: int = UNPAIRED_SHOWN) -> list[str]:
     """The tensors not paired with the reference, by name with the reason (the first ``shown``)."""
     tensors = unpaired(report.tensors)
     if not tensors:
@@ -150,7 +152,7 @@ def duration(seconds: float) -> str:
     return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
 
 
-def _summary_lines(report: Report) -> list[str]:
+def _summary_lines(report: ReportData) -> list[str]:
     lines = []
     rate = (
         f" in {duration(report.seconds)} ({human(report.weights / report.seconds)} weights/s)"
@@ -192,3 +194,8 @@ def series_table(log: dict) -> Table:
             cells += [_num(entry["total"]["ratio"], ".2f"), _num(entry["planes"][-1]["ratio"], ".2f")]
         table.add_row(*cells)
     return table
+
+
+def unpaired(tensors: Iterable[TensorScore]) -> list[TensorScore]:
+    """The tensors of a report skipped for want of a reference partner, or only in the reference."""
+    return [t for t in tensors if t.skipped is not None and t.skipped.startswith(UNPAIRED_REASONS)]

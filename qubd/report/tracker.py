@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from qubd.checkpoints import open_source
 from qubd.report.options import ScoreOptions
-from qubd.report.scores import Report
+from qubd.report.plots import plot_history
+from qubd.report.report import Report
 from qubd.report.scoring import score_source, scored_by_every_rank
-from qubd.report.serialize import plane_dict
-from qubd.report.writers import check_writable, write_text
-
-TRACKER_FORMAT = "qubd-training-log"
+from qubd.report.serialize import log_entry, log_header, write_log
+from qubd.report.writers import check_writable
 
 
 class ComplexityTracker:
@@ -30,7 +28,8 @@ class ComplexityTracker:
             tracker.step(step)      # scores when step % 100 == 0, rewrites qubd_log.json
         tracker.plot("qubd_log.png")  # or: qubd plot qubd_log.json -o qubd_log.png
 
-    The options are those of ``qubd.score``. The log file is rewritten atomically after each entry.
+    The options: ``options`` (a ``ScoreOptions``) with the keywords of ``qubd.score`` (``bits=4``, ...)
+    replacing its fields. The log file is rewritten atomically after each entry.
     """
 
     def __init__(
@@ -39,14 +38,10 @@ class ComplexityTracker:
         path: str | Path | None = None,
         *,
         every: int = 1,
-        bits: int = 8,
-        clip: float | None = 99.9,
-        baseline: str = "expected",
-        seed: int = 0,
-        repeats: int = 1,
+        options: ScoreOptions | None = None,
         include: str | Iterable[str] | None = None,
         exclude: str | Iterable[str] | None = None,
-        device: str = "auto",
+        **keywords: Any,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"ComplexityTracker tracks an nn.Module, got {type(model).__name__}")
@@ -57,9 +52,7 @@ class ComplexityTracker:
         self.every = every
         self.include = include
         self.exclude = exclude
-        self.options = ScoreOptions(
-            bits=bits, clip=clip, baseline=baseline, seed=seed, repeats=repeats, device=device
-        )
+        self.options = ScoreOptions.of(options, **keywords)
         self.entries: list[dict] = []
 
     def step(self, step: int) -> Report | None:
@@ -89,8 +82,6 @@ class ComplexityTracker:
         write_log(path, self.to_dict())
 
     def plot(self, path: str | Path) -> None:
-        from qubd.report.plots import plot_history
-
         plot_history(self.to_dict(), path)
 
 
@@ -100,36 +91,3 @@ def _writes_files(model: nn.Module) -> bool:
     import torch.distributed as dist
 
     return not scored_by_every_rank(model) or dist.get_rank() == 0
-
-
-def write_log(path: str | Path, log: dict) -> None:
-    """Write a training log, atomically."""
-    write_text(path, json.dumps(log, indent=1, allow_nan=False) + "\n")
-
-
-def log_header(model: str, options: ScoreOptions) -> dict:
-    """The fields of a training log before its entries (``qubd series`` writes the same format)."""
-    o = options
-    return {
-        "format": TRACKER_FORMAT,
-        "model": model,
-        "bits": o.bits,
-        "clip": o.clip,
-        "baseline": o.baseline,
-        "seed": o.seed,
-        "repeats": o.repeats,
-    }
-
-
-def log_entry(report: Report, step: int) -> dict:
-    """One entry of a training log: ``report``'s per-plane and total scores at ``step``."""
-    advice = report.advice
-    return {
-        "step": step,
-        "time": time.time(),
-        "planes": [plane_dict(p) for p in report.planes],
-        "total": plane_dict(report.total, plane=False),
-        "suggested_bits": advice.suggested_bits if advice else None,
-        "weights": report.weights,
-        "tensors": {t.name: t.planes for t in report.scored},
-    }
