@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 import warnings
 
 import numpy as np
 import torch
+from _machine import best_time, cpu_name
 
 import qubd
 from qubd import _C
@@ -28,16 +28,6 @@ with warnings.catch_warnings():
 BITS = 8
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def pybdm_weights_per_second(w: torch.Tensor, side: int = 256) -> float:
     """pybdm on all 8 planes of a side x side slice (quantised by qubd, as the planes are the same)."""
     codes = qubd.ops.quantize(w[:side, :side].contiguous(), BITS).numpy().astype(int)
@@ -46,17 +36,6 @@ def pybdm_weights_per_second(w: torch.Tensor, side: int = 256) -> float:
     for p in range(BITS):
         bdm.bdm((codes >> p) & 1)
     return codes.size / (time.perf_counter() - start)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:
