@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from functools import partial
 
 import torch
+from _machine import best_time, cpu_name
 
 import qubd
 from qubd import _C
@@ -24,31 +24,13 @@ from qubd.ctm.tables import ctm16
 from qubd.range import quant_grid, value_range
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def cpu_name() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
 def large(side: int, repeats: int) -> None:
     print(f"{'dtype':>9} {'isa':>8} {'thr':>3} {'sum ms':>7} {'hist ms':>8} {'qubd ms':>8} {'clip ms':>8}"
           f" {'hist/read':>9} {'qubd/read':>9} {'clip/qubd':>9}")  # fmt: skip
     w32 = torch.randn(side, side, generator=torch.Generator().manual_seed(0))
     for dtype in (torch.float32, torch.bfloat16):
         w = w32.to(dtype)
-        grid = quant_grid(*value_range(w, None), 8)
+        grid = quant_grid(*value_range(w, None, torch.ops.qubd.order_statistics), 8)
         hist = torch.empty(8, 65536, dtype=torch.int64)
         for threads in sorted({1, os.cpu_count() or 1}):
             torch.set_num_threads(threads)
@@ -73,7 +55,7 @@ def small(count: int) -> None:
     torch.set_num_threads(1)
     _C.set_num_threads(1)
     ws = [torch.randn(4, 4, generator=torch.Generator().manual_seed(i)) for i in range(count)]
-    grids = [quant_grid(*value_range(w, None), 8) for w in ws]
+    grids = [quant_grid(*value_range(w, None, torch.ops.qubd.order_statistics), 8) for w in ws]
     table = ctm16("cpu")
     scores = torch.empty(8, dtype=torch.float64)
 
