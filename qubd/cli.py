@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from qubd.layouts import DEFAULT as DEFAULT_LAYOUT
+from qubd.layouts import LAYOUTS
 from qubd.report.options import (
     BASELINE_ALIASES,
     BASELINES,
@@ -116,6 +118,18 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
         choices=COMPRESSORS,
         default=[],
         help="also the compressed size of the packed bit-planes (repeatable)",
+    )
+    q.add_argument(
+        "--layout",
+        default=DEFAULT_LAYOUT,
+        choices=tuple(LAYOUTS),
+        help="the 2-D view a conv kernel [out, in, h, w] is scored as: default (flatten(1): out x in*h*w), "
+        "in_channel_rows, channels_last, square, mosaic (out*h x in*w); see docs/design.md",
+    )
+    q.add_argument(
+        "--manifold",
+        action="store_true",
+        help="also the BDM of each tensor's tiled manifold (its bit-planes interleaved into one image)",
     )
     q.add_argument(
         "--advice-margin",
@@ -382,6 +396,8 @@ def _score_options(args: argparse.Namespace) -> ScoreOptions:
         nonfinite=args.nonfinite,
         device=args.device,
         advice_margin=args.advice_margin,
+        layout=args.layout,
+        manifold=args.manifold,
     )
 
 
@@ -390,8 +406,11 @@ def _run_series(args: argparse.Namespace) -> None:
     from qubd.report.series import score_series
     from qubd.report.table import series_table
 
-    if args.binary or args.compress:
-        _fail("--binary and --compress are not part of a training log; use qubd score", EXIT_USAGE)
+    if args.binary or args.compress or args.manifold or args.layout != DEFAULT_LAYOUT:
+        _fail(
+            "--binary, --compress, --manifold and --layout are not part of a training log; use qubd score",
+            EXIT_USAGE,
+        )
     result = score_series(
         args.paths,
         args.json,

@@ -22,6 +22,7 @@ from torch import nn
 from qubd.checkpoints import TensorSource, open_source, skip_reason
 from qubd.distributed.collectives import all_gather_json, all_or_none, check_agreement
 from qubd.distributed.sharded import is_sharded, score_sharded, sharded_weight
+from qubd.layouts import DEFAULT
 from qubd.report.errors import ReportError
 from qubd.report.options import EXPECTED, NONE, ScoreOptions
 from qubd.report.report import Report
@@ -143,8 +144,13 @@ def _check_sharded_options(options: ScoreOptions, name: str) -> None:
             "tensor in one process; use baseline='expected' (the default) or 'none' on a sharded model "
             "(or score a gathered copy)"
         )
-    if options.binary or options.compressors:
+    if options.binary or options.compressors or options.manifold:
         raise ReportError(
-            f"tensor '{name}' is sharded over ranks: the binary and compression measures need the whole "
-            "tensor in one process; leave them out on a sharded model"
+            f"tensor '{name}' is sharded over ranks: the binary, compression and manifold measures need "
+            "the whole tensor in one process; leave them out on a sharded model"
+        )
+    if options.layout != DEFAULT:
+        raise ReportError(
+            f"tensor '{name}' is sharded over ranks: layout '{options.layout}' needs the whole tensor "
+            "in one process; use layout 'default' on a sharded model"
         )

@@ -10,16 +10,29 @@ import torch
 from qubd import ops
 from qubd.report.baselines import ExpectedBaseline, expected_baseline
 from qubd.report.compression import compressed_plane_sizes
+from qubd.report.manifold import manifold_bdm
 from qubd.report.options import EXPECTED, ScoreOptions
 from qubd.report.plane_counts import scores_and_ones
 
 BDM = "bdm"
 BINARY = "binary"
+MANIFOLD = "manifold"
+
+
+def single_value_measures(options: ScoreOptions) -> tuple[str, ...]:
+    """The measures with one value per tensor ("binary", "manifold") that ``options`` asks for."""
+    return tuple(name for name, wanted in ((BINARY, options.binary), (MANIFOLD, options.manifold)) if wanted)
 
 
 def measure_names(options: ScoreOptions) -> tuple[str, ...]:
-    """The measures ``measure`` returns: "bdm" (per plane), then "binary" and compressors if asked."""
-    return (BDM,) + ((BINARY,) if options.binary else ()) + options.compressors
+    """The measures ``measure`` returns: "bdm" (per plane), then "binary", compressors and "manifold"
+    if asked."""
+    return (
+        (BDM,)
+        + ((BINARY,) if options.binary else ())
+        + options.compressors
+        + ((MANIFOLD,) * options.manifold)
+    )
 
 
 @dataclass
@@ -54,5 +67,7 @@ def measure_many(ws: list[torch.Tensor], options: ScoreOptions) -> list[Measurem
                 result.expected[BINARY] = expected_baseline(w.shape, [int(positive.sum())])
         for compressor in options.compressors:
             result.values[compressor] = compressed_plane_sizes(w, options.bits, options.clip, compressor)
+        if options.manifold:
+            result.values[MANIFOLD] = [manifold_bdm(w, options.bits, options.clip)]
         results.append(result)
     return results

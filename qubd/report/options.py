@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from qubd.layouts import DEFAULT, LAYOUTS
 from qubd.ops import validation
 from qubd.report.errors import ReportError
 
@@ -37,7 +38,9 @@ class ScoreOptions:
     "reference" (the tensor of the same name in a reference checkpoint, ``qubd.report.reference``)
     or "none". ``binary`` adds
     BDM(W > 0); ``compressors`` adds gzip/lzma sizes of the packed bit-planes. ``nonfinite``:
-    "error" (default) or "skip" for tensors holding NaN/Inf.
+    "error" (default) or "skip" for tensors holding NaN/Inf. ``layout``: the 2-D view a conv
+    kernel is scored as (``qubd.layouts``; "default" is ``flatten(1)``). ``manifold`` adds the BDM
+    of each tensor's tiled manifold (``qubd.report.manifold``; no closed-form baseline).
     """
 
     bits: int = 8
@@ -50,6 +53,8 @@ class ScoreOptions:
     nonfinite: str = "error"
     device: str = "auto"
     advice_margin: float = DEFAULT_ADVICE_MARGIN
+    layout: str = DEFAULT
+    manifold: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "baseline", BASELINE_ALIASES.get(self.baseline, self.baseline))
@@ -62,6 +67,7 @@ class ScoreOptions:
         _check_choice("baseline", self.baseline, (*BASELINES, *BASELINE_ALIASES))
         _check_choice("nonfinite", self.nonfinite, NONFINITE_POLICIES)
         _check_choice("device", self.device, DEVICES)
+        _check_choice("layout", self.layout, tuple(LAYOUTS))
         for name in self.compressors:
             _check_choice("compressor", name, COMPRESSORS)
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:

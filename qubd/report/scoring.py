@@ -20,6 +20,8 @@ from qubd.checkpoints import (
     skip_reason,
     stream_tensors,
 )
+from qubd.checkpoints.eligibility import MIN_SIDE
+from qubd.layouts import DEFAULT, arrange, arranged_shape
 from qubd.report.baselines import baseline_tensors
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, measure_many
@@ -56,6 +58,8 @@ def score(
     nonfinite: str = "error",
     device: str = "auto",
     advice_margin: float = 1.0,
+    layout: str = DEFAULT,
+    manifold: bool = False,
     progress: bool = False,
 ) -> Report:
     """The QuBD report of ``obj``: an ``nn.Module``, a state dict, or checkpoint path(s) (a
@@ -71,8 +75,11 @@ def score(
     ``qubd.report.reference``). ``binary`` adds
     BDM(W > 0), ``compressors`` ("gzip", "lzma") the compressed sizes of the packed bit-planes
     (these have no closed form: against "expected" they carry no baseline; use "shuffle").
-    ``include`` / ``exclude``: name patterns. Tensors with NaN/Inf raise ReportError unless
-    ``nonfinite="skip"``. ``progress`` shows a progress bar on stderr.
+    ``layout``: the 2-D view a conv kernel is scored as (``qubd.layouts``: "default" ``flatten(1)``,
+    "in_channel_rows", "channels_last", "square", "mosaic"); ``manifold`` adds the BDM of each
+    tensor's tiled manifold (``qubd.report.manifold``). ``include`` / ``exclude``: name patterns.
+    Tensors with NaN/Inf raise ReportError unless ``nonfinite="skip"``. ``progress`` shows a progress
+    bar on stderr.
     """
     options = ScoreOptions(
         bits=bits,
@@ -85,6 +92,8 @@ def score(
         nonfinite=nonfinite,
         device=device,
         advice_margin=advice_margin,
+        layout=layout,
+        manifold=manifold,
     )
     if scored_by_every_rank(obj):
         from qubd.distributed.scoring import score_model
@@ -143,15 +152,19 @@ def score_entries(
     device = options.torch_device()
     tensors = []
     group = _Group(options, progress)
-    total = sum(e.numel for e in entries if _eligible(e))
+
+    def skip(entry: TensorEntry) -> str | None:
+        return _metadata_skip(entry) or _layout_skip(entry, options.layout)
+
+    total = sum(e.numel for e in entries if skip(e) is None)
     with weights_progress(total, progress) as advance, torch.no_grad():
-        for entry, w in stream_tensors(entries, _eligible, device):
+        for entry, w in stream_tensors(entries, lambda e: skip(e) is None, device):
             result = TensorScore(entry.name, entry.shape, entry.dtype)
             tensors.append(result)
             if w is None:
-                result.skipped = _metadata_skip(entry)
+                result.skipped = skip(entry)
                 continue
-            group.add(entry, as_scorable(w), result)
+            group.add(entry, arrange(as_scorable(w), options.layout), result)
             del w
             if group.full():
                 group.score(advance)
@@ -162,6 +175,14 @@ def score_entries(
 def _metadata_skip(entry: TensorEntry) -> str | None:
     """Why the entry is not scored, known without reading it (tied, 1-D, ...), or None."""
     return entry.skipped or skip_reason(entry.shape, entry.dtype)
+
+
+def _layout_skip(entry: TensorEntry, layout: str) -> str | None:
+    """Why a tensor that has a 4x4 block as ``flatten(1)`` has none under ``layout``, or None."""
+    rows, cols = arranged_shape(entry.shape, layout)
+    if min(rows, cols) < MIN_SIDE:
+        return f"side < {MIN_SIDE} (a {rows}x{cols} matrix, layout {layout})"
+    return None
 
 
 def _eligible(entry: TensorEntry) -> bool:
@@ -232,7 +253,9 @@ def _score_tensors(
     # One baseline run of every member at a time: memory for one copy of the group.
     runs = zip(*(baseline_tensors(entry, w, options) for entry, w, _ in members), strict=True)
     for baselines in runs:
-        for (_, _, result), v in zip(members, measure_many(list(baselines), options), strict=True):
+        # "reinit" and "reference" tensors come in the checkpoint's shape; a shuffled one is arranged already
+        arranged = [arrange(b, options.layout) for b in baselines]
+        for (_, _, result), v in zip(members, measure_many(arranged, options), strict=True):
             result.baseline_runs.append(v.values)
 
 

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import qubd
+from qubd.layouts import DEFAULT
 from qubd.report.advice import rule
 from qubd.report.baselines import ExpectedBaseline
 from qubd.report.errors import ReportError
-from qubd.report.measure import BDM, BINARY, measure_names
+from qubd.report.measure import BDM, BINARY, MANIFOLD, measure_names, single_value_measures
 from qubd.report.options import COMPRESSORS, EXPECTED, ScoreOptions
 from qubd.report.safe_text import spreadsheet_text
 from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
@@ -26,9 +27,10 @@ FORMAT_VERSION = 1
 TRACKER_FORMAT = "qubd-training-log"
 CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "z", "skipped")
 ALL_TENSORS = "(all scored tensors)"
-# The ScoreOptions fields a report writes under their own names (the others: "binary" and the
-# compressors as "measures", "advice_margin" as the advice's "margin", "device" as the one used);
-# a training log's header writes the first five.
+# The ScoreOptions fields a report writes under their own names (the others: "binary", the
+# compressors and "manifold" as "measures", "advice_margin" as the advice's "margin", "device" as
+# the one used); a training log's header writes the first five. "layout" came later: a report
+# without it was scored with the default layout.
 WRITTEN_OPTIONS = ("bits", "clip", "baseline", "seed", "repeats", "nonfinite")
 LOGGED_OPTIONS = WRITTEN_OPTIONS[:5]
 
@@ -46,6 +48,7 @@ def report_to_dict(report: ReportData) -> dict:
         "qubd_version": qubd.__version__,
         "source": report.source,
         **{name: getattr(options, name) for name in WRITTEN_OPTIONS},
+        "layout": options.layout,
         "reference": report.reference,
         "measures": list(measure_names(options)),
         "device": report.device,
@@ -73,8 +76,8 @@ def report_to_dict(report: ReportData) -> dict:
         "seconds": report.seconds,
         "weights_per_second": report.weights / report.seconds if report.seconds else None,
     }
-    if options.binary:
-        data[BINARY] = plane_dict(plane_scores(report.summary(BINARY), total=True)[0], plane=False)
+    for measure in single_value_measures(options):
+        data[measure] = plane_dict(plane_scores(report.summary(measure), total=True)[0], plane=False)
     for compressor in options.compressors:
         data[compressor] = {
             "planes": [plane_dict(p, key="bytes") for p in plane_scores(report.summary(compressor))],
@@ -118,9 +121,9 @@ def tensor_to_dict(t: TensorScore, options: ScoreOptions) -> dict:
     advice = t.advice(options.advice_margin)
     data["suggested_bits"] = advice.suggested_bits if advice else None
     data["planes_below_baseline"] = advice.planes_below if advice else None
-    if options.binary:
-        binary = plane_dict(plane_scores(t.summary(BINARY), total=True)[0], plane=False)
-        data[BINARY] = binary | {"baseline_runs": [run[BINARY][0] for run in t.baseline_runs]}
+    for measure in single_value_measures(options):
+        value = plane_dict(plane_scores(t.summary(measure), total=True)[0], plane=False)
+        data[measure] = value | {"baseline_runs": [run[measure][0] for run in t.baseline_runs]}
     for compressor in options.compressors:
         data[compressor] = _vector_dict(
             t.summary(compressor), [run[compressor] for run in t.baseline_runs], "planes"
@@ -149,6 +152,8 @@ def report_from_dict(data: dict) -> ReportData:
             binary=BINARY in measures,
             compressors=tuple(m for m in measures if m in COMPRESSORS),
             advice_margin=(data.get("advice") or {}).get("margin", ScoreOptions.advice_margin),
+            layout=data.get("layout", DEFAULT),
+            manifold=MANIFOLD in measures,
         )
         tensors = [tensor_from_dict(t, options) for t in data["tensors"]]
         if not any(t.skipped is None for t in tensors):
@@ -174,10 +179,10 @@ def tensor_from_dict(t: dict, options: ScoreOptions) -> TensorScore:
     score.note = t.get("note")
     score.values[BDM] = list(t["planes"])
     runs = [{BDM: list(run)} for run in t["baseline_runs"]]
-    if options.binary:
-        score.values[BINARY] = [t[BINARY][BDM]]
-        for run, value in zip(runs, t[BINARY]["baseline_runs"], strict=True):
-            run[BINARY] = [value]
+    for measure in single_value_measures(options):
+        score.values[measure] = [t[measure][BDM]]
+        for run, value in zip(runs, t[measure]["baseline_runs"], strict=True):
+            run[measure] = [value]
     for compressor in options.compressors:
         score.values[compressor] = list(t[compressor]["planes"])
         for run, values in zip(runs, t[compressor]["baseline_runs"], strict=True):
@@ -219,6 +224,11 @@ def write_log(path: str | Path, log: dict) -> None:
 
 def log_header(model: str, options: ScoreOptions) -> dict:
     """The fields of a training log before its entries (``qubd series`` writes the same format)."""
+    if options.layout != DEFAULT or options.manifold:
+        raise ReportError(
+            "a training log records the default layout and no manifold; score one checkpoint with "
+            "qubd.score (qubd score) for another layout or the tiled manifold"
+        )
     return {"format": TRACKER_FORMAT, "model": model} | {
         name: getattr(options, name) for name in LOGGED_OPTIONS
     }
