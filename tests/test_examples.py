@@ -218,10 +218,43 @@ def check_grokking_seeds(result: dict) -> None:
                 assert_ratios(p["planes"], bits)
 
 
+def check_flatten_ablation(result: dict) -> None:
+    from qubd.layouts import LAYOUTS
+
+    config, summary = result["config"], result["summary"]
+    bits = config["bits"]
+    assert result["experiment"] == "flatten_ablation"
+    assert config["bits"] == 8 and config["clip"] == 99.9
+    assert result["variants"] == [*LAYOUTS, "shuffled"]
+    assert len(result["runs"]) == len(config["seeds"])
+    assert result["environment"]["seconds"] > 0
+    for run in result["runs"]:
+        assert_fractions([run["train_acc"], run["test_acc"]])
+        default = run["variants"]["default"]
+        assert set(default["layers"]) == set(run["shapes"]) == set(default["init"])
+        for variant, scored in run["variants"].items():
+            for name in scored["layers"]:
+                assert_ratios(scored["init"][name], bits)
+                assert_ratios(scored["expected"][name], bits)
+                assert_ratios([scored["manifold_init"][name]])
+            # a view that is the default matrix or its transpose is left out (the authors' rule)
+            shapes = {tuple(run["shapes"][n]) for n in scored["layers"]}
+            if variant == "channels_last":
+                assert all(s[1] > 1 for s in shapes)  # with one input channel it is the default
+    for variant in LAYOUTS:
+        entry = summary[variant]
+        if entry["layers"]:
+            assert len(entry["init_plane_ratio"]) == bits
+            assert all(m["n"] == len(config["seeds"]) for m in entry["init_plane_ratio"])
+    # the same permutation applied to both tensors: the control keeps every layer
+    assert summary["shuffled"]["layers"] == summary["default"]["layers"]
+
+
 CHECKS = {
     "grokking": check_grokking,
     "grokking_seeds": check_grokking_seeds,
     "data_budget": check_data_budget,
+    "flatten_ablation": check_flatten_ablation,
     "ptq_advice": check_ptq_advice,
     "pretrained_vs_random": check_pretrained_vs_random,
 }
@@ -233,6 +266,7 @@ CHECKS = {
         "grokking",
         "grokking_seeds",
         pytest.param("data_budget", marks=NEEDS_MLXTEND),
+        pytest.param("flatten_ablation", marks=NEEDS_MLXTEND),
         pytest.param("ptq_advice", marks=NEEDS_MLXTEND),
         pytest.param("pretrained_vs_random", marks=NEEDS_MINILM),
     ],
