@@ -232,6 +232,11 @@ def test_cli_layout_and_manifold(capsys, tmp_path):
     assert data["layout"] == "mosaic" and data["measures"] == ["bdm", "manifold"]
     expected = qubd.score(weights, layout="mosaic", manifold=True)
     assert [t["planes"] for t in data["tensors"]] == [t.planes for t in expected.scored]
+    status, table, err = run(
+        capsys, "score", str(path), "--layout", "mosaic", "--manifold", "--baseline", "shuffle"
+    )
+    assert status == 0, err
+    assert "layout mosaic" in table and "Tiled manifold BDM:" in table
     status, _, err = run(capsys, "score", str(path), "--layout", "rows")
     assert_one_line_error(status, err, "--layout", "'rows'", "mosaic")
     status, _, err = run(

@@ -12,7 +12,7 @@ def settings(report: ReportData) -> str:
     o = report.options
     span = "min/max" if o.clip is None else f"clip {o.clip:g}"
     baseline = o.baseline if o.runs <= 1 else f"{o.baseline} x{o.repeats}"
-    return f"{o.bits} bits, {span}, baseline {baseline}"
+    return f"{o.bits} bits, {span}, baseline {baseline}{o.layout_note}"
 
 
 def totals(report: ReportData) -> str:

@@ -93,6 +93,11 @@ class ScoreOptions:
         return self.repeats if self.baseline in SAMPLED_BASELINES else 0
 
     @property
+    def layout_note(self) -> str:
+        """ ", layout NAME" for a layout other than the default (for titles), else ""."""
+        return "" if self.layout == DEFAULT else f", layout {self.layout}"
+
+    @property
     def has_baseline(self) -> bool:
         return self.baseline != NONE
 

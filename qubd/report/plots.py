@@ -107,7 +107,7 @@ def settings_line(report: ReportData) -> str:
         baseline += f" ({model_name(report.reference)})"
     elif o.runs:
         baseline += f" (seed {o.seed}, {o.repeats} run{'s' * (o.repeats > 1)})"
-    return f"{o.bits} bits, {span}, baseline {baseline}"
+    return f"{o.bits} bits, {span}, baseline {baseline}{o.layout_note}"
 
 
 def ratio_limits(ratios: np.ndarray, errors: np.ndarray | None = None) -> tuple[float, float]:
