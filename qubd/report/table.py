@@ -36,16 +36,8 @@ def print_report(report: ReportData, console: Console | None = None, per_tensor:
 
 
 def _title(report: ReportData) -> str:
-    o = report.options
-    span = "min/max" if o.clip is None else f"{o.clip:g}th percentile"
-    baseline = o.baseline
-    if report.reference is not None:
-        baseline += f" {escape(report.reference)}"
-    elif o.runs:
-        baseline += f" (seed {o.seed}, {o.repeats} run{'s' if o.repeats > 1 else ''})"
-    elif o.baseline == EXPECTED:
-        baseline += " (closed form: mean ± std over random arrangements)"
-    return f"[bold]QuBD of {_shown(report.source)}[/bold]: {o.bits} bits, range {span}, baseline {baseline}"
+    note = " (closed form: mean ± std over random arrangements)" * (report.options.baseline == EXPECTED)
+    return f"[bold]QuBD of {_shown(report.source)}[/bold]: {report.settings_line(_shown)}{note}"
 
 
 def _plane_label(plane: int, bits: int) -> str:
