@@ -28,8 +28,9 @@ HERE = Path(__file__).resolve().parent
 NONE = "none"
 
 
-def _generate(path: Path, layers: int, seed: int) -> None:
-    command = [sys.executable, str(HERE / "make_sharded_checkpoint.py"), str(path), "--layers", str(layers)]
+def _generate(path: Path, preset: str, layers: int, seed: int) -> None:
+    command = [sys.executable, str(HERE / "make_sharded_checkpoint.py"), str(path), "--preset", preset]
+    command += ["--layers", str(layers)]
     subprocess.run(command + ["--seed", str(seed)], check=True, stdout=sys.stderr)
 
 
@@ -45,6 +46,9 @@ def _score(checkpoint: Path, reference: Path, baseline: str, out: Path, args: ar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baselines", default="none,expected,shuffle,reference", help="comma-separated")
+    parser.add_argument(
+        "--preset", default="llama-7b", help="shapes of the checkpoints (make_sharded_checkpoint.py)"
+    )
     parser.add_argument("--layers", type=int, default=1, help="decoder layers of the checkpoints")
     parser.add_argument("--rounds", type=int, default=2, help="measurements per baseline")
     parser.add_argument("--bits", type=int, default=8)
@@ -59,8 +63,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="qubd-bench-baselines-", dir=args.workdir))
     try:
         checkpoint, reference = work / "checkpoint", work / "reference"
-        _generate(checkpoint, args.layers, seed=0)
-        _generate(reference, args.layers, seed=1)
+        _generate(checkpoint, args.preset, args.layers, seed=0)
+        _generate(reference, args.preset, args.layers, seed=1)
         results: dict[str, list[dict]] = {b: [] for b in baselines}
         for round_ in range(args.rounds):
             for baseline in baselines:

@@ -1,7 +1,7 @@
 """Multi-process scoring on torch.distributed (gloo on CPU here; NCCL when run on GPUs).
 
     python benchmarks/bench_distributed.py scaling DIR [--nproc 2]   # qubd score: 1 vs N processes
-    python benchmarks/bench_distributed.py tracking [--nproc 2]      # one FSDP2 tracking step: 1 vs N
+    python benchmarks/bench_distributed.py tracking [--nproc 2] [--smoke]   # one FSDP2 tracking step: 1 vs N
     python benchmarks/bench_distributed.py bytes [--world 8]         # bytes each rank sends per step
 
 ``scaling`` times ``qubd score DIR --baseline none`` in one process and under ``torchrun
@@ -116,9 +116,10 @@ def llama_like(hidden: int, intermediate: int, layers: int, vocab: int) -> torch
 
 
 TRACKING_MODEL = {"hidden": 1024, "intermediate": 2752, "layers": 4, "vocab": 8000}
+SMOKE_TRACKING_MODEL = {"hidden": 32, "intermediate": 64, "layers": 1, "vocab": 64}  # tracking --smoke
 
 
-def _tracking_worker(rank: int, world: int, port: int, queue) -> None:
+def _tracking_worker(rank: int, world: int, port: int, queue, shape: dict[str, int]) -> None:
     import torch.distributed as dist
     from torch.distributed.fsdp import fully_shard
 
@@ -128,7 +129,7 @@ def _tracking_worker(rank: int, world: int, port: int, queue) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(0)
-    model = llama_like(**TRACKING_MODEL)
+    model = llama_like(**shape)
     for layer in model.layers:
         fully_shard(layer)
     fully_shard(model)
@@ -147,17 +148,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tracking(nproc: int) -> None:
+def tracking(nproc: int, shape: dict[str, int]) -> None:
     import torch.multiprocessing as mp
 
-    weights = sum(p.numel() for p in llama_like(**TRACKING_MODEL).parameters())
+    weights = sum(p.numel() for p in llama_like(**shape).parameters())
     results = {}
     for world in (1, nproc):
         context = mp.get_context("spawn")
         queue = context.Queue()
         port = free_port()
         processes = [
-            context.Process(target=_tracking_worker, args=(r, world, port, queue)) for r in range(world)
+            context.Process(target=_tracking_worker, args=(r, world, port, queue, shape))
+            for r in range(world)
         ]
         for p in processes:
             p.start()
@@ -237,6 +239,7 @@ def main() -> None:
     s.add_argument("--nproc", type=int, default=2)
     t = commands.add_parser("tracking")
     t.add_argument("--nproc", type=int, default=2)
+    t.add_argument("--smoke", action="store_true", help="a tiny model, seconds long (for the tests)")
     b = commands.add_parser("bytes")
     b.add_argument("--world", type=int, default=8)
     b.add_argument("--preset", default="llama-7b", choices=sorted(PRESETS))
@@ -244,7 +247,7 @@ def main() -> None:
     if args.command == "scaling":
         scaling(args.directory, args.nproc)
     elif args.command == "tracking":
-        tracking(args.nproc)
+        tracking(args.nproc, SMOKE_TRACKING_MODEL if args.smoke else TRACKING_MODEL)
     else:
         bytes_report(args.world, args.preset)
 

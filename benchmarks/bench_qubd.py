@@ -25,10 +25,9 @@ def native(monkeypatch):
 @pytest.mark.parametrize("side", SIDES)
 def test_qubd_native(benchmark, side, clip):
     w = torch.randn(side, side, generator=torch.Generator().manual_seed(side))
-    benchmark.extra_info["weights"] = w.numel()
     scores = benchmark(qubd.ops.qubd, w, 8, clip)
     assert scores.shape == (8,)
-    benchmark.extra_info["weights_per_s"] = w.numel() / benchmark.stats.stats.min
+    _record_rate(benchmark, w.numel())
 
 
 def test_pybdm_slice(benchmark):
@@ -38,5 +37,11 @@ def test_pybdm_slice(benchmark):
         return [pybdm_bdm((codes >> p) & 1) for p in range(8)]
 
     benchmark.pedantic(all_planes, rounds=3, iterations=1)
-    benchmark.extra_info["weights"] = codes.size
-    benchmark.extra_info["weights_per_s"] = codes.size / benchmark.stats.stats.min
+    _record_rate(benchmark, codes.size)
+
+
+def _record_rate(benchmark, weights: int) -> None:
+    """Weights and weights/s in the benchmark's extra_info (no rate with --benchmark-disable: no stats)."""
+    benchmark.extra_info["weights"] = weights
+    if benchmark.stats is not None:
+        benchmark.extra_info["weights_per_s"] = weights / benchmark.stats.stats.min

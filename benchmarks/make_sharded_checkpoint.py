@@ -23,6 +23,7 @@ PRESETS = {  # hidden, intermediate, attention heads, key/value heads, vocabular
     "llama-7b": (4096, 11008, 32, 32, 32000),
     "llama-8b": (4096, 14336, 32, 8, 128256),
     "llama-70b": (8192, 28672, 64, 8, 128256),
+    "tiny": (64, 128, 4, 2, 256),  # a few hundred KB a layer: the smoke runs of tests/test_benchmarks.py
 }
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 INIT_STD = 0.02

@@ -128,6 +128,17 @@ def write_json(path: Path, data: dict[str, Any], quiet: bool = False) -> None:
         print(f"wrote {path}")
 
 
+def write_results(
+    out: Path, name: str, result: dict[str, Any], device: str, started: float, plot: Callable[[Path], None]
+) -> dict[str, Any]:
+    """``result`` with ``environment`` added, into OUT/NAME.json, then its figure (``plot(path)``) into
+    OUT/NAME.png; returns ``result``."""
+    result["environment"] = environment(device, started)
+    write_json(out / f"{name}.json", result)
+    plot(out / f"{name}.png")
+    return result
+
+
 def new_figure(width: float, height: float):
     """A matplotlib Figure (no pyplot: no display needed, the global backend is left alone)."""
     from matplotlib.figure import Figure
@@ -138,6 +149,13 @@ def new_figure(width: float, height: float):
 def save_figure(fig, path: Path) -> None:
     write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=FIGURE_DPI))
     print(f"wrote {path}")
+
+
+def no_structure_line(axes, y: float) -> None:
+    """A dashed grey line at ``y`` on each of ``axes``: where a ratio is 100% (or a reduction 0), as for
+    weights with no structure."""
+    for ax in axes:
+        ax.axhline(y, color="gray", linestyle="--", linewidth=1)
 
 
 def plane_labels(bits: int) -> list[str]:

@@ -48,6 +48,7 @@ from _common import (
     accuracy_and_loss,
     environment,
     new_figure,
+    no_structure_line,
     parse_args,
     plane_ratios,
     save_figure,
@@ -257,8 +258,7 @@ def plot(result: dict, path: Path) -> None:
         if condition != "random":
             for n, a, r in zip(budgets, agg["test_acc"], agg["init_complexity_reduction"], strict=True):
                 scatter_ax.annotate(str(n), (a, r), textcoords="offset points", xytext=(4, 3), fontsize=7)
-    for ax in (shuf_ax, init_ax, scatter_ax):
-        ax.axhline(0.0, color="gray", linestyle="--", linewidth=1)
+    no_structure_line((shuf_ax, init_ax, scatter_ax), 0.0)
     shuf_ax.set_ylabel("100 - QuBD / expected shuffled (%)")
     init_ax.set_ylabel("100 - QuBD / initial weights (%)")
     scatter_ax.set_ylabel("100 - QuBD / initial weights (%)")

@@ -28,6 +28,7 @@ from _common import (
     environment,
     full_batch_step,
     new_figure,
+    no_structure_line,
     parse_args,
     plane_ratios,
     save_figure,
@@ -244,7 +245,7 @@ def plot(log: dict[str, list], config: Config, path: Path) -> None:
         name = f"plane {plane}" + (" (MSB)" if plane == config.bits - 1 else " (LSB)" if plane == 0 else "")
         ratio.plot(steps, values, linewidth=0.8, alpha=0.7, label=name)
     ratio.plot(steps, log["qubd_ratio"], color="black", linewidth=2, label="all planes")
-    ratio.axhline(100.0, color="gray", linestyle="--", linewidth=1)
+    no_structure_line((ratio,), 100.0)
     ratio.set_ylabel("QuBD / shuffled weights (%)")
     ratio.set_xlabel("training step (full batch)")
     ratio.legend(fontsize=8, ncol=3, loc="lower left")

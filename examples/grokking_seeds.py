@@ -20,10 +20,11 @@ import json
 import statistics
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import grokking
-from _common import environment, new_figure, parse_args, save_figure, write_json
+from _common import new_figure, no_structure_line, parse_args, save_figure, write_results
 
 PHASES = ("memorised", "generalising", "generalised")
 BASELINES = {
@@ -122,8 +123,7 @@ def plot(runs: list[dict], path: Path) -> None:
     msb_ax.set_xlabel("training step (full batch; log)")
     for ax in (acc_ax, ratio_ax, msb_ax):
         ax.legend(fontsize=8)
-    for ax in (ratio_ax, msb_ax):
-        ax.axhline(100.0, color="gray", linestyle="--", linewidth=1)
+    no_structure_line((ratio_ax, msb_ax), 100.0)
     acc_ax.set_title(
         f"(a + b) mod {config['modulus']}, d = {config['embed_dim']}, {len(runs)} seeds: mean ± std "
         f"({config['bits']} bits, clip {config['clip']:g})",
@@ -157,10 +157,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for baseline, (total_key, planes_key) in BASELINES.items():
         per_run = [phase_means(r, total_key, planes_key) for r in runs]
         result[baseline] = {"per_run": per_run, "over_seeds": across_seeds(per_run, bits)}
-    result["environment"] = environment(args.device, started)
-    write_json(args.out / "grokking_seeds.json", result)
-    plot(runs, args.out / "grokking_seeds.png")
-    return result
+    return write_results(args.out, "grokking_seeds", result, args.device, started, partial(plot, runs))
 
 
 def _add_arguments(parser) -> None:

@@ -30,11 +30,12 @@ import importlib.util
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import environment, new_figure, parse_args, plane_labels, plane_ratios, save_figure, write_json
+from _common import new_figure, parse_args, plane_labels, plane_ratios, save_figure, write_results
 
 import qubd.report
 
@@ -234,10 +235,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "config": dataclasses.asdict(config),
         **measure(config, args.device),
     }
-    result["environment"] = environment(args.device, started)
-    write_json(args.out / "pretrained_vs_random.json", result)
-    plot(result, args.out / "pretrained_vs_random.png")
-    return result
+    return write_results(
+        args.out, "pretrained_vs_random", result, args.device, started, partial(plot, result)
+    )
 
 
 if __name__ == "__main__":

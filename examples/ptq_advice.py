@@ -33,19 +33,19 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from _common import (
     accuracy_and_loss,
-    environment,
     new_figure,
     parse_args,
     plane_labels,
     plane_ratios,
     save_figure,
     seed_everything,
-    write_json,
+    write_results,
     z_score,
 )
 from torch import nn
@@ -252,10 +252,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if importlib.util.find_spec(MINILM_PACKAGE) is not None:
         result["minilm"] = minilm_experiment(config, args.device)
         print(f"MiniLM: {result['minilm']}", flush=True)
-    result["environment"] = environment(args.device, started)
-    write_json(args.out / "ptq_advice.json", result)
-    plot(result, args.out / "ptq_advice.png")
-    return result
+    return write_results(args.out, "ptq_advice", result, args.device, started, partial(plot, result))
 
 
 if __name__ == "__main__":

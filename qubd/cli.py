@@ -1,10 +1,10 @@
 """The ``qubd`` command: ``qubd demo``, ``qubd score PATH ...``, ``qubd series PATH ... --json LOG``,
 ``qubd plot REPORT.json -o PNG``.
 
-Every failure is one line ``qubd: error: ...`` on stderr and a non-zero exit status, without a
-traceback (set ``QUBD_TRACEBACK=1`` to see one). Outputs are checked before anything is read and
-written atomically (``qubd.report.writers``); SIGTERM and SIGHUP end the command like Ctrl-C, with
-its temporary files removed.
+Every failure is one line ``qubd: error: ...`` on stderr (under torchrun, rank 0's: see ``_fail``) and
+a non-zero exit status, without a traceback (set ``QUBD_TRACEBACK=1`` to see one). Outputs are
+checked before anything is read and written atomically (``qubd.report.writers``); SIGTERM and
+SIGHUP end the command like Ctrl-C, with its temporary files removed.
 """
 
 from __future__ import annotations
@@ -45,10 +45,18 @@ class _Parser(argparse.ArgumentParser):
         _fail(f"{message} (see '{self.prog} --help')", EXIT_USAGE)
 
 
-def _fail(message: str, status: int = EXIT_ERROR):
+def _fail(message: str, status: int = EXIT_ERROR, every_rank_alike: bool = True):
+    """``message``'s first line on stderr, then exit with ``status``. Under torchrun, an error that every
+    rank meets alike (usage errors, signals, qubd's own errors: the distributed steps raise those on
+    every rank together) is printed by rank 0 only, the other ranks exiting with the same status
+    quietly; any other error is printed by each rank that meets it, naming the rank."""
     from qubd.report.safe_text import printable
 
+    if every_rank_alike and not _writes_outputs():
+        raise SystemExit(status)
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    if not every_rank_alike and _launched_by_torchrun():
+        first_line = f"rank {os.environ['RANK']}: {first_line}"
     print(f"qubd: error: {printable(first_line)}", file=sys.stderr)
     raise SystemExit(status)
 
@@ -375,7 +383,7 @@ def _launched_by_torchrun() -> bool:
 
 
 def _writes_outputs() -> bool:
-    """Under torchrun only rank 0 writes the outputs and prints the table."""
+    """Under torchrun only rank 0 writes the outputs and prints the table (and errors every rank meets)."""
     from qubd.distributed.launch import writes_outputs
 
     return writes_outputs()
@@ -513,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if os.environ.get("QUBD_TRACEBACK"):
             raise
-        _fail(_describe(err))
+        _fail(_describe(err), every_rank_alike=_is_qubd_error(err))
     return 0
 
 
@@ -530,11 +538,15 @@ def _closed_stdout() -> int:
     return 0
 
 
-def _describe(err: BaseException) -> str:
+def _is_qubd_error(err: BaseException) -> bool:
     from qubd.checkpoints import CheckpointError
     from qubd.report import ReportError
 
-    if isinstance(err, (CheckpointError, ReportError)):
+    return isinstance(err, (CheckpointError, ReportError))
+
+
+def _describe(err: BaseException) -> str:
+    if _is_qubd_error(err):
         return str(err)
     if isinstance(err, OSError) and err.filename:
         return f"{err.filename}: {err.strerror or err}"

@@ -195,6 +195,17 @@ def check_cli_fault(rank: int, world: int, tmp: str) -> dict:
     return _cli(rank, world, os.path.join(tmp, "bad.safetensors"), "--json", os.path.join(tmp, "out.json"))
 
 
+def check_cli_unexpected(rank: int, world: int, tmp: str) -> dict:
+    """An error that is not qubd's own (here a RuntimeError in every rank's scoring call)."""
+    from unittest import mock
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    with mock.patch("qubd.distributed.launch.score_checkpoint", broken):
+        return _cli(rank, world, os.path.join(tmp, "model.safetensors"))
+
+
 def _error(run) -> str | None:
     try:
         run()
@@ -229,6 +240,7 @@ CHECKS = {
     "cli": check_cli,
     "cli_reference": check_cli_reference,
     "cli_fault": check_cli_fault,
+    "cli_unexpected": check_cli_unexpected,
 }
 
 

@@ -23,7 +23,7 @@ from tests import distributed_workers as workers
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_CHECKS = {
-    2: ["order_statistics", "halo", "fsdp", "ddp", "faults", "cli", "cli_reference"],
+    2: ["order_statistics", "halo", "fsdp", "ddp", "faults", "cli", "cli_reference", "cli_unexpected"],
     3: ["order_statistics", "halo", "fsdp", "shard1", "cli_fault"],
 }
 BOTH = pytest.mark.parametrize("size", sorted(WORLD_CHECKS))
@@ -197,18 +197,27 @@ def test_python_m_qubd_runs_the_command(monkeypatch, capsys):
 
 
 def test_reference_under_torchrun_is_refused(worlds):
+    """Every rank exits 2; rank 0 alone prints the error (every rank meets it alike)."""
     results, tmp = worlds(2)
-    for rank_results in results_of(worlds, 2, "cli_reference"):
-        assert rank_results["status"] == 2
-        assert "--reference is not supported under torchrun" in rank_results["stderr"]
+    first, *others = results_of(worlds, 2, "cli_reference")
+    assert [r["status"] for r in (first, *others)] == [2, 2]
+    assert "--reference is not supported under torchrun" in first["stderr"]
+    assert [r["stderr"] for r in others] == [""]
     assert not (tmp / "ref.json").exists()
 
 
 def test_failing_rank_stops_every_rank_without_report(worlds):
-    results = results_of(worlds, 3, "cli_fault")
-    for rank_results in results:
-        assert rank_results["status"] == 1
-        errors = rank_results["stderr"].strip().splitlines()
-        assert len(errors) == 1 and errors[0].startswith("qubd: error: rank ")
-        assert "tensor 'layer3.weight' (in " in errors[0] and "bad.safetensors) has 1 NaN/Inf" in errors[0]
+    """One rank's bad tensor fails every rank (status 1), reported once, by rank 0."""
+    first, *others = results_of(worlds, 3, "cli_fault")
+    assert [r["status"] for r in (first, *others)] == [1, 1, 1]
+    errors = first["stderr"].strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("qubd: error: rank ")
+    assert "tensor 'layer3.weight' (in " in errors[0] and "bad.safetensors) has 1 NaN/Inf" in errors[0]
+    assert [r["stderr"] for r in others] == ["", ""]
     assert not (worlds(3)[1] / "out.json").exists()
+
+
+def test_an_unexpected_error_is_printed_by_each_rank_naming_it(worlds):
+    for rank, result in enumerate(results_of(worlds, 2, "cli_unexpected")):
+        assert result["status"] == 1
+        assert result["stderr"] == f"qubd: error: rank {rank}: RuntimeError: boom\n"

@@ -72,6 +72,20 @@ def test_report_figure_names_model_and_settings(figures, tmp_path):
     assert low <= 100.0 - plots.RATIO_AXIS_BELOW and high >= 100.0
 
 
+def test_figure_and_table_titles_word_the_settings_alike(figures, tmp_path):
+    from rich.console import Console
+
+    from qubd.report.table import print_report
+
+    report = score(_layers(1, 2), bits=4, clip=None, baseline="shuffle", seed=3, repeats=2)
+    report.plot(tmp_path / "r.png")
+    console = Console(record=True, width=300)
+    print_report(report, console)
+    settings = "4 bits, min/max range, baseline shuffle (seed 3, 2 runs)"
+    assert settings in figures[0]._suptitle.get_text()
+    assert settings in console.export_text()
+
+
 def test_many_tensors_get_a_row_per_layer_and_dots_beyond_noise(figures, tmp_path):
     state = _layers(30, 8, structured=3)  # 240 tensors
     report = score(state)

@@ -96,7 +96,7 @@ def test_unpaired_tensors_are_listed_with_the_reason(tmp_path):
     console = Console(record=True, width=200)
     print_report(report, console)
     text = console.export_text()
-    assert "baseline reference state dict" in text and "1 only in the reference" in text
+    assert "baseline reference (state dict)" in text and "1 only in the reference" in text
     assert (
         "Not paired with the reference: other.weight (shape differs from the reference (16x8 here, " in text
     )
@@ -163,7 +163,7 @@ def test_cli_reference(capsys, tmp_path):
         ["score", str(checkpoint), "--reference", str(reference), "--bits", "4", "--json", str(out)]
     )
     printed = capsys.readouterr().out
-    assert status == 0 and f"baseline reference {reference}" in " ".join(printed.split())
+    assert status == 0 and f"baseline reference ({reference})" in " ".join(printed.split())
     data = json.loads(out.read_text())
     assert data["baseline"] == "reference" and data["reference"] == str(reference)
     assert {t["name"]: t["skipped"] for t in data["tensors"]} == {"w": None, "v": "not in the reference"}

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
 from transformers import TrainerCallback
 
-from qubd.integrations.schedule import ScheduledTracker
-from qubd.report.tracker import ComplexityTracker
+from qubd.integrations.schedule import ScheduledCallback
 
 
-class QubdTrainerCallback(TrainerCallback):
+class QubdTrainerCallback(ScheduledCallback, TrainerCallback):
     """Scores the model at step 0 and every ``every`` optimizer steps (``state.global_step``), on the
     main process only; keeps the reports in ``.tracker`` (a ``ComplexityTracker``), writes its JSON log
     to ``path`` and logs the per-plane ratios to TensorBoard (``tensorboard``: a log folder or a
@@ -20,22 +16,6 @@ class QubdTrainerCallback(TrainerCallback):
     ``options`` are ``ComplexityTracker``'s: ``bits``, ``clip``, ``baseline``, ``seed``, ``repeats``,
     ``include``, ``exclude``, ``device``.
     """
-
-    def __init__(
-        self,
-        every: int = 100,
-        path: str | os.PathLike | None = None,
-        *,
-        tensorboard: str | os.PathLike | Any | None = None,
-        wandb: bool | None = None,
-        **options: Any,
-    ):
-        self.schedule = ScheduledTracker(every, path, tensorboard, wandb, options)
-
-    @property
-    def tracker(self) -> ComplexityTracker | None:
-        """The tracker (its ``entries``, ``plot``); None before training starts."""
-        return self.schedule.tracker
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if state.is_world_process_zero:

@@ -7,12 +7,11 @@ from typing import Any
 
 from lightning.pytorch import Callback
 
-from qubd.integrations.schedule import ScheduledTracker
+from qubd.integrations.schedule import ScheduledCallback
 from qubd.integrations.sinks import report_scalars
-from qubd.report.tracker import ComplexityTracker
 
 
-class QubdLightningCallback(Callback):
+class QubdLightningCallback(ScheduledCallback, Callback):
     """Scores the module at step 0 and every ``every`` optimizer steps (``trainer.global_step``), on
     global rank 0 only; keeps the reports in ``.tracker`` (a ``ComplexityTracker``), writes its JSON log
     to ``path``, and logs the per-plane ratios through the trainer's loggers (TensorBoardLogger,
@@ -33,13 +32,8 @@ class QubdLightningCallback(Callback):
         wandb: bool | None = False,
         **options: Any,
     ):
-        self.schedule = ScheduledTracker(every, path, tensorboard, wandb, options)
+        super().__init__(every, path, tensorboard=tensorboard, wandb=wandb, **options)
         self.use_trainer_loggers = use_trainer_loggers
-
-    @property
-    def tracker(self) -> ComplexityTracker | None:
-        """The tracker (its ``entries``, ``plot``); None before training starts."""
-        return self.schedule.tracker
 
     def on_train_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:

@@ -51,3 +51,25 @@ class ScheduledTracker:
 
     def close(self) -> None:
         self.sinks.close()
+
+
+class ScheduledCallback:
+    """What both callbacks share: the constructor (``ScheduledTracker``'s arguments) and ``.tracker``.
+    A callback lists it before the framework's callback class."""
+
+    def __init__(
+        self,
+        every: int = 100,
+        path: str | os.PathLike | None = None,
+        *,
+        tensorboard: str | os.PathLike | Any | None = None,
+        wandb: bool | None = None,
+        **options: Any,
+    ):
+        super().__init__()
+        self.schedule = ScheduledTracker(every, path, tensorboard, wandb, options)
+
+    @property
+    def tracker(self) -> ComplexityTracker | None:
+        """The tracker (its ``entries``, ``plot``); None before training starts."""
+        return self.schedule.tracker

@@ -10,7 +10,7 @@ import numpy as np
 
 from qubd.report.advice import NOISE_SIGMAS
 from qubd.report.errors import ReportError
-from qubd.report.scores import ReportData, TensorScore
+from qubd.report.scores import ReportData, TensorScore, settings_text
 from qubd.report.serialize import FORMAT, TRACKER_FORMAT, read_json, report_from_dict
 from qubd.report.summary import Summary
 from qubd.report.writers import Output, Staging, check_output, write_file
@@ -79,7 +79,7 @@ def plot_report(
     bars, heat = fig.subplots(2, 1, height_ratios=[3.0, heat_inches])
     _plane_bars(bars, report)
     _heatmap(fig, heat, report, rows)
-    fig.suptitle(f"QuBD of {model_name(report.source)}\n{settings_line(report)}", fontsize=10)
+    fig.suptitle(f"QuBD of {model_name(report.source)}\n{report.settings_line(model_name)}", fontsize=10)
     _save(fig, out, fmt, stage)
 
 
@@ -96,18 +96,6 @@ def model_name(source: str) -> str:
     if parts and parts[-1] in GENERIC_FILE_NAMES:
         parts = parts[:-1]
     return "/".join(parts[-2:]) if parts else source
-
-
-def settings_line(report: ReportData) -> str:
-    """bits, range and baseline, as the title's second line."""
-    o = report.options
-    span = "min/max" if o.clip is None else f"clip {o.clip:g}th percentile"
-    baseline = o.baseline
-    if report.reference is not None:
-        baseline += f" ({model_name(report.reference)})"
-    elif o.runs:
-        baseline += f" (seed {o.seed}, {o.repeats} run{'s' * (o.repeats > 1)})"
-    return f"{o.bits} bits, {span}, baseline {baseline}{o.layout_note}"
 
 
 def ratio_limits(ratios: np.ndarray, errors: np.ndarray | None = None) -> tuple[float, float]:
@@ -287,8 +275,7 @@ def plot_history(history: dict, path: str | Path | Output, fmt: str | None = Non
     total.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
     total.set_xlabel("training step")
     total.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    span = "min/max" if history.get("clip") is None else f"clip {history['clip']:g}th percentile"
-    settings = f"{bits} bits, {span}, baseline {history['baseline']}"
+    settings = settings_text(bits, history.get("clip"), history["baseline"])
     fig.suptitle(
         f"QuBD of {model_name(str(history.get('model', 'a model')))} during training\n{settings}", fontsize=10
     )

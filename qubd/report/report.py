@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 
 class Report(ReportData):
-    """A model's or checkpoint's QuBD (``ReportData``), written as JSON or CSV, plotted, or shown."""
+    """A model's or checkpoint's QuBD (``ReportData``), written as JSON or CSV, plotted, or shown.
+
+    Its files are written like every qubd output (``qubd.report.writers``: checked, atomic), but a
+    Report knows its checkpoint only by description, so unlike ``qubd score --json`` these methods
+    cannot refuse a path that is one of the checkpoint's own files."""
 
     @classmethod
     def of(cls, data: ReportData) -> Report:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from qubd.checkpoints import reason_kind
@@ -120,6 +121,24 @@ class ReportData:
     def advice(self) -> BitDepthAdvice | None:
         """The suggested bit depth over the whole model (None without a baseline)."""
         return advise(self.summary(), self.options.advice_margin)
+
+    def settings_line(self, reference_name: Callable[[str], str] = str) -> str:
+        """``settings_text`` of this report, its baseline with the reference checkpoint (as
+        ``reference_name`` shows it) or the shuffles' seed and count."""
+        o = self.options
+        baseline = o.baseline
+        if self.reference is not None:
+            baseline += f" ({reference_name(self.reference)})"
+        elif o.runs:
+            baseline += f" (seed {o.seed}, {o.repeats} run{'s' * (o.repeats > 1)})"
+        return settings_text(o.bits, o.clip, baseline) + o.layout_note
+
+
+def settings_text(bits: int, clip: float | None, baseline: str) -> str:
+    """Bits, range and baseline in words, as the titles of figures and tables (of reports and training
+    logs alike) name them: "8 bits, clip 99.9th percentile, baseline expected"."""
+    span = "min/max range" if clip is None else f"clip {clip:g}th percentile"
+    return f"{bits} bits, {span}, baseline {baseline}"
 
 
 def _summary(tensors: list[TensorScore], measure: str, totals: bool = False) -> Summary:

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from qubd.report.advice import describe, rule
-from qubd.report.measure import BINARY, MANIFOLD, single_value_measures
+from qubd.report.measure import BINARY
 from qubd.report.options import EXPECTED
 from qubd.report.progress import human
 from qubd.report.reference import UNPAIRED_REASONS
@@ -18,7 +18,6 @@ from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
 
 NOTED_NAMES_SHOWN = 5
 UNPAIRED_SHOWN = 5
-SINGLE_VALUE_LABELS = {BINARY: "Binary baseline BDM(W > 0)", MANIFOLD: "Tiled manifold BDM"}
 
 
 def _shown(text: str) -> str:
@@ -37,19 +36,8 @@ def print_report(report: ReportData, console: Console | None = None, per_tensor:
 
 
 def _title(report: ReportData) -> str:
-    o = report.options
-    span = "min/max" if o.clip is None else f"{o.clip:g}th percentile"
-    baseline = o.baseline
-    if report.reference is not None:
-        baseline += f" {escape(report.reference)}"
-    elif o.runs:
-        baseline += f" (seed {o.seed}, {o.repeats} run{'s' if o.repeats > 1 else ''})"
-    elif o.baseline == EXPECTED:
-        baseline += " (closed form: mean ± std over random arrangements)"
-    return (
-        f"[bold]QuBD of {_shown(report.source)}[/bold]: {o.bits} bits, range {span}, baseline {baseline}"
-        f"{o.layout_note}"
-    )
+    note = " (closed form: mean ± std over random arrangements)" * (report.options.baseline == EXPECTED)
+    return f"[bold]QuBD of {_shown(report.source)}[/bold]: {report.settings_line(_shown)}{note}"
 
 
 def _plane_label(plane: int, bits: int) -> str:
@@ -174,12 +162,11 @@ def _summary_lines(report: ReportData) -> list[str]:
             parts.append(f"{report.excluded} excluded by --include/--exclude")
         lines.append(f"Not scored: {', '.join(parts)}.")
     lines += _note_lines(report)
-    for measure in single_value_measures(report.options):
-        b = plane_scores(report.summary(measure), total=True)[0]
+    if report.options.binary:
+        b = plane_scores(report.summary(BINARY), total=True)[0]
         ratio = f", ratio {_num(b.ratio, '.2f')} %" if b.ratio is not None else ""
         ratio += f", z {_num(b.z, '+.1f')}" if b.z is not None else ""
-        label = SINGLE_VALUE_LABELS[measure]
-        lines.append(f"{label}: {_num(b.bdm)} bits (baseline {_num(b.baseline)}{ratio}).")
+        lines.append(f"Binary baseline BDM(W > 0): {_num(b.bdm)} bits (baseline {_num(b.baseline)}{ratio}).")
     advice = report.advice
     if advice is not None:
         lines.append(describe(advice, report.options.bits))
