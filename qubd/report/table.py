@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from qubd.report.advice import describe, rule
-from qubd.report.measure import BINARY
+from qubd.report.measure import BINARY, MANIFOLD, single_value_measures
 from qubd.report.options import EXPECTED
 from qubd.report.progress import human
 from qubd.report.reference import UNPAIRED_REASONS
@@ -18,6 +18,7 @@ from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
 
 NOTED_NAMES_SHOWN = 5
 UNPAIRED_SHOWN = 5
+SINGLE_VALUE_LABELS = {BINARY: "Binary baseline BDM(W > 0)", MANIFOLD: "Tiled manifold BDM"}
 
 
 def _shown(text: str) -> str:
@@ -162,11 +163,12 @@ def _summary_lines(report: ReportData) -> list[str]:
             parts.append(f"{report.excluded} excluded by --include/--exclude")
         lines.append(f"Not scored: {', '.join(parts)}.")
     lines += _note_lines(report)
-    if report.options.binary:
-        b = plane_scores(report.summary(BINARY), total=True)[0]
+    for measure in single_value_measures(report.options):
+        b = plane_scores(report.summary(measure), total=True)[0]
         ratio = f", ratio {_num(b.ratio, '.2f')} %" if b.ratio is not None else ""
         ratio += f", z {_num(b.z, '+.1f')}" if b.z is not None else ""
-        lines.append(f"Binary baseline BDM(W > 0): {_num(b.bdm)} bits (baseline {_num(b.baseline)}{ratio}).")
+        label = SINGLE_VALUE_LABELS[measure]
+        lines.append(f"{label}: {_num(b.bdm)} bits (baseline {_num(b.baseline)}{ratio}).")
     advice = report.advice
     if advice is not None:
         lines.append(describe(advice, report.options.bits))
