@@ -10,8 +10,8 @@ for both baselines (sampled shuffle and closed form); then mean and std over see
     python examples/grokking_seeds.py --out docs/results --width 64
     python examples/grokking_seeds.py --smoke --out /tmp/grok
 
-Writes ``OUT/grokking_seeds.json`` and ``OUT/grokking_seeds.png`` (mean ± std band over seeds, log
-step axis, as the authors plot it).
+Writes ``OUT/NAME.json`` and ``OUT/NAME.png`` (``--name``, default ``grokking_seeds``; mean ± std band
+over seeds, log step axis, as the authors plot it).
 """
 
 from __future__ import annotations
@@ -96,16 +96,26 @@ def across_seeds(per_run: list[dict[str, dict | None]], bits: int) -> dict:
     return out
 
 
+def last_evaluation(runs: list[dict], total_key: str, planes_key: str, bits: int) -> dict:
+    """The ratio at each run's last evaluation (total and per plane), mean ± std over runs."""
+    return {
+        "steps": [r["steps"][-1] for r in runs],
+        "total": mean_std([r[total_key][-1] for r in runs]),
+        "planes": [mean_std([r[planes_key][-1][i] for r in runs]) for i in range(bits)],
+    }
+
+
 def plot(runs: list[dict], path: Path) -> None:
     import numpy as np
 
     config = runs[0]["config"]
-    steps = np.array(runs[0]["steps"][1:])  # log axis: step 0 left out
+    shared = min(len(r["steps"]) for r in runs)  # a run stopped early: the steps every run reached
+    steps = np.array(runs[0]["steps"][1:shared])  # log axis: step 0 left out
     fig = new_figure(8.0, 8.0)
     acc_ax, ratio_ax, msb_ax = fig.subplots(3, 1, sharex=True)
 
     def band(ax, key, label, color, index=None):
-        values = np.array([[v if index is None else v[index] for v in r[key][1:]] for r in runs])
+        values = np.array([[v if index is None else v[index] for v in r[key][1:shared]] for r in runs])
         mean, std = values.mean(axis=0), values.std(axis=0)
         ax.plot(steps, mean, color=color, label=label)
         ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.25)
@@ -156,14 +166,21 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     for baseline, (total_key, planes_key) in BASELINES.items():
         per_run = [phase_means(r, total_key, planes_key) for r in runs]
-        result[baseline] = {"per_run": per_run, "over_seeds": across_seeds(per_run, bits)}
-    return write_results(args.out, "grokking_seeds", result, args.device, started, partial(plot, runs))
+        result[baseline] = {
+            "per_run": per_run,
+            "over_seeds": across_seeds(per_run, bits),
+            "last_evaluation": last_evaluation(runs, total_key, planes_key, bits),
+        }
+    return write_results(args.out, args.name, result, args.device, started, partial(plot, runs))
 
 
 def _add_arguments(parser) -> None:
     parser.add_argument("--width", type=int, default=64, help="the width of the runs to read")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="the seeds of the runs to read"
+    )
+    parser.add_argument(
+        "--name", default="grokking_seeds", help="file name of the results, without extension"
     )
 
 

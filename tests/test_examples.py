@@ -205,6 +205,11 @@ def check_grokking_seeds(result: dict) -> None:
     for baseline in ("shuffle", "expected"):
         per_run, over = result[baseline]["per_run"], result[baseline]["over_seeds"]
         assert len(per_run) == len(result["seeds"])
+        last = result[baseline]["last_evaluation"]
+        assert (
+            last["total"]["runs"] == len(last["steps"]) == len(result["seeds"])
+            and len(last["planes"]) == bits
+        )
         for phase in ("memorised", "generalising", "generalised"):
             present = [r[phase] for r in per_run if r[phase] is not None]
             if not present:
