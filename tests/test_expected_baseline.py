@@ -15,6 +15,7 @@ import torch
 
 import qubd
 from qubd import ops
+from qubd.backends import scores_of_histograms
 from qubd.report import ReportError, score
 from qubd.report.baselines import expected_baseline
 from qubd.report.expected import bdm_std, expected_bdm
@@ -258,3 +259,30 @@ def test_old_shuffle_reports_stay_readable(tmp_path):
         tensor.get("total", {}).pop("z", None)
     again = qubd.Report.from_dict(data)
     assert again.options.baseline == "shuffle" and again.total.ratio == pytest.approx(data["total"]["ratio"])
+
+
+def test_report_is_the_same_through_the_dense_path(monkeypatch):
+    """Small tensors take the native sparse path (no dense histograms): the report, JSON and all, is
+    the one the dense path gives (native histograms, their ctm_score, the ones counted from them)."""
+    native = pytest.importorskip("qubd.backends.native")
+    g = torch.Generator().manual_seed(5)
+    tensors = {
+        "tiny.weight": torch.randn(4, 4, generator=g),
+        "conv.weight": torch.randn(8, 4, 3, 3, generator=g),  # 8 x 36
+        "edges.weight": torch.randn(5, 17, generator=g),
+        "edge_cols.weight": torch.randn(4, 9, generator=g).double(),
+        "half.weight": torch.randn(12, 20, generator=g).to(torch.bfloat16),
+        "dense.weight": torch.randn(258, 259, generator=g),  # above the sparse path's 4096 blocks
+    }
+    options = {"binary": True, "clip": 99.0}
+    sparse = score(tensors, **options).to_dict()
+    dense = scores_of_histograms.with_ones_per_tensor(
+        native.weight_histograms, native.ctm_score, native.quantize_to_grid
+    )
+    calls = []
+    monkeypatch.setattr(
+        torch.ops.qubd, "weight_scores_and_ones_batched", lambda *a: calls.append(1) or dense(*a)
+    )
+    timing = {"seconds": None, "weights_per_second": None}
+    assert score(tensors, **options).to_dict() | timing == sparse | timing
+    assert calls
