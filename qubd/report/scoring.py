@@ -179,17 +179,18 @@ class _Group:
             (PROGRESS_GROUP_WEIGHTS, PROGRESS_GROUP_TENSORS) if progress else (GROUP_WEIGHTS, GROUP_TENSORS)
         )
         self.members: list[tuple[TensorEntry, torch.Tensor, TensorScore]] = []
+        self.weights = 0
 
     def add(self, entry: TensorEntry, w: torch.Tensor, result: TensorScore) -> None:
         self.members.append((entry, w, result))
+        self.weights += w.numel()
 
     def full(self) -> bool:
-        weights = sum(w.numel() for _, w, _ in self.members)
-        return weights >= self.limits[0] or len(self.members) >= self.limits[1]
+        return self.weights >= self.limits[0] or len(self.members) >= self.limits[1]
 
     def score(self, advance: ProgressHook | None) -> None:
         """Score every member (filling its TensorScore), then empty the group."""
-        members, self.members = self.members, []
+        members, self.members, self.weights = self.members, [], 0
         if members:
             _score_tensors(members, self.options)
         if advance is not None:
