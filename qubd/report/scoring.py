@@ -33,9 +33,10 @@ from qubd.report.scores import TensorScore
 # Tensors are scored in groups of up to this many weights or tensors (see _Group).
 GROUP_WEIGHTS = 2**24
 GROUP_TENSORS = 64
-# With a progress bar, smaller groups, so that the bar advances tensor by tensor as they are scored.
+# With a progress bar, fewer weights, so that the bar advances tensor by tensor as large tensors are
+# scored (and by 64 small ones: a group of 4 cost more than scoring its tensors).
 PROGRESS_GROUP_WEIGHTS = 2**20
-PROGRESS_GROUP_TENSORS = 4
+PROGRESS_GROUP_TENSORS = 64
 # The batched ops name a tensor by its place in the batch; errors name it by its name and file.
 BATCH_INDEX = re.compile(r"^weights\[\d+\]:?\s*")
 

@@ -84,8 +84,13 @@ def summarize_expected_totals(
     """Like ``summarize_expected`` for each vector's sum over its entries (a tensor's total over
     planes). The planes' variances are added: their covariance under a shuffle is neglected
     (docs/baselines.md gives the check against sampling)."""
+    if len(values) == 0:
+        raise ReportError("nothing to sum: no scored tensors")
+    # One reduction over all the tensors' rows: the same doubles as np.sum of each row, without a
+    # numpy call per tensor (a report of 100,000 small tensors).
+    stds_squared = np.square(np.asarray(stds, dtype=np.float64))
     return summarize_expected(
-        [[float(np.sum(v))] for v in values],
-        [[float(np.sum(m))] for m in means],
-        [[float(np.sqrt(np.sum(np.square(s))))] for s in stds],
+        np.sum(np.asarray(values, dtype=np.float64), axis=1, keepdims=True),
+        np.sum(np.asarray(means, dtype=np.float64), axis=1, keepdims=True),
+        np.sqrt(np.sum(stds_squared, axis=1, keepdims=True)),
     )
