@@ -16,7 +16,7 @@ import torch
 import qubd
 from qubd import ops
 from qubd.backends import scores_of_histograms
-from qubd.report import ReportError, score
+from qubd.report import ReportError, baselines, score
 from qubd.report.baselines import expected_baseline
 from qubd.report.expected import bdm_std, expected_bdm
 from qubd.report.plane_counts import scores_and_ones
@@ -178,6 +178,32 @@ def test_empty_and_full_planes_have_no_spread():
     assert expected_bdm(1024, blocks, [0])[0] == pytest.approx(ops.bdm(torch.from_numpy(empty)).item())
     assert expected_bdm(1024, blocks, [1024])[0] == pytest.approx(ops.bdm(torch.from_numpy(1 - empty)).item())
     assert bdm_std(1024, blocks, [0, 1024]).tolist() == [0.0, 0.0]
+
+
+def test_a_planes_closed_form_does_not_depend_on_the_planes_computed_with_it(monkeypatch):
+    """Planes are computed together (many tensors at once) and kept: a plane's numbers must be the
+    ones it gets alone, whatever is computed with it or kept from before."""
+    rng = np.random.default_rng(0)
+    cells = rng.integers(16, 5000, 40)
+    blocks = np.minimum(cells // 16, rng.integers(0, 300, 40))
+    ones = (rng.random(40) * (cells + 1)).astype(np.int64)
+    means, stds = expected_bdm(cells, blocks, ones), bdm_std(cells, blocks, ones)
+    for i in range(40):
+        assert expected_bdm(cells[i], blocks[i], [ones[i]])[0] == means[i], i
+        assert bdm_std(cells[i], blocks[i], [ones[i]])[0] == stds[i], i
+    shapes = [(4, 4), (8, 4, 3, 3), (33, 70), (4, 4)]
+    counts = [[0, 16, 3, 7], [1, 100, 287, 150], [0, 1155, 2310, 1200], [7, 3, 9, 16]]
+    fresh = []
+    for shape, k in zip(shapes, counts, strict=True):
+        rows, cols = shape[0], math.prod(shape[1:])
+        blocks_of = (rows // 4) * (cols // 4)
+        fresh.append(
+            (expected_bdm(rows * cols, blocks_of, k).tolist(), bdm_std(rows * cols, blocks_of, k).tolist())
+        )
+    monkeypatch.setattr(baselines, "PLANES_KEPT", 5)  # emptied on the way
+    for _ in range(2):  # computed, then (partly) looked up
+        got = baselines.expected_baselines(shapes, counts)
+        assert [(e.mean, e.std) for e in got] == fresh
 
 
 @pytest.mark.parametrize("clip", [None, 99.0])
