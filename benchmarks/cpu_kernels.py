@@ -61,7 +61,7 @@ def small(count: int) -> None:
 
     def sparse() -> None:
         for w, g in zip(ws, grids, strict=True):
-            _C.weight_scores(w.data_ptr(), 0, 4, 4, g.lo, g.delta, 8, table.data_ptr(), scores.data_ptr())
+            _C.weight_scores(w.data_ptr(), 0, 4, 4, g.lo, g.delta, 8, table.data_ptr(), scores.data_ptr(), 0)
 
     def dense() -> None:
         for w, g in zip(ws[:200], grids, strict=False):

@@ -42,9 +42,9 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "weight_scores",
       [](uintptr_t weights, int dtype, int64_t rows, int64_t cols, double lo, double delta, int bits, uintptr_t ctm16,
-         uintptr_t scores) {
+         uintptr_t scores, uintptr_t ones) {  // ones: 0 for none
         qubd::cpu::weight_scores(ptr<const void>(weights), DType(dtype), rows, cols, lo, delta, bits,
-                                 ptr<const double>(ctm16), ptr<double>(scores));
+                                 ptr<const double>(ctm16), ptr<double>(scores), ptr<int64_t>(ones));
       },
       release);
   m.def(

@@ -118,6 +118,47 @@ def test_weight_scores_are_ctm_score_of_the_reference_histograms(rows, cols, dty
                 assert torch.equal(batched[0], other_scores), (backend, bits)
 
 
+# Edge-shaped too: rows or columns past the last block (3 x 9: no block at all, only edge cells).
+ONES_SHAPES = [(3, 9), (4, 4), (5, 17), (13, 70), (70, 13), (256, 257), (4, 16389)]
+
+
+@pytest.mark.parametrize(("rows", "cols"), ONES_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_weight_scores_and_ones_are_the_scores_and_a_count_of_every_cell(rows, cols, dtype):
+    w = random_weights(rows, cols, dtype, rows * cols)
+    other = random_weights(6, 11, dtype, 2)
+    small = (rows, cols) == TRITON_SHAPE and dtype == torch.float32
+    score_backends = [b for b in SCORE_BACKENDS if b != "triton" or small]
+    for bits in (1, 3, 8) if rows * cols < 4096 else (1, 8):
+        with dispatch.using("torch"):
+            grids = [_grid(m, bits, None) for m in (other, w)]
+        lo, delta = [g[0] for g in grids], [g[1] for g in grids]
+        # The oracle: the reference codes of every cell, their bits counted one by one.
+        expected_ones = torch.stack(
+            [
+                (
+                    (
+                        quantize.quantize_to_grid(m, a, d, bits).to(torch.int64).reshape(-1, 1)
+                        >> torch.arange(bits)
+                    )
+                    & 1
+                ).sum(dim=0)
+                for m, a, d in zip((other, w), lo, delta, strict=True)
+            ]
+        )
+        with dispatch.using(None):
+            for backend in score_backends:
+                dispatch.use(backend)
+                scores, ones = torch.ops.qubd.weight_scores_and_ones_batched([other, w], lo, delta, bits)
+                assert torch.equal(ones, expected_ones), (backend, bits)
+                assert torch.equal(
+                    scores, torch.ops.qubd.weight_scores_batched([other, w], lo, delta, bits)
+                ), (
+                    backend,
+                    bits,
+                )
+
+
 def _grid(w, bits, clip):
     grid = quant_grid(*value_range(w, clip, torch.ops.qubd.order_statistics), bits)
     return grid.lo, grid.delta, bits

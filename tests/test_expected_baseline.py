@@ -15,7 +15,8 @@ import torch
 
 import qubd
 from qubd import ops
-from qubd.report import ReportError, score
+from qubd.backends import scores_of_histograms
+from qubd.report import ReportError, baselines, score
 from qubd.report.baselines import expected_baseline
 from qubd.report.expected import bdm_std, expected_bdm
 from qubd.report.plane_counts import scores_and_ones
@@ -179,6 +180,32 @@ def test_empty_and_full_planes_have_no_spread():
     assert bdm_std(1024, blocks, [0, 1024]).tolist() == [0.0, 0.0]
 
 
+def test_a_planes_closed_form_does_not_depend_on_the_planes_computed_with_it(monkeypatch):
+    """Planes are computed together (many tensors at once) and kept: a plane's numbers must be the
+    ones it gets alone, whatever is computed with it or kept from before."""
+    rng = np.random.default_rng(0)
+    cells = rng.integers(16, 5000, 40)
+    blocks = np.minimum(cells // 16, rng.integers(0, 300, 40))
+    ones = (rng.random(40) * (cells + 1)).astype(np.int64)
+    means, stds = expected_bdm(cells, blocks, ones), bdm_std(cells, blocks, ones)
+    for i in range(40):
+        assert expected_bdm(cells[i], blocks[i], [ones[i]])[0] == means[i], i
+        assert bdm_std(cells[i], blocks[i], [ones[i]])[0] == stds[i], i
+    shapes = [(4, 4), (8, 4, 3, 3), (33, 70), (4, 4)]
+    counts = [[0, 16, 3, 7], [1, 100, 287, 150], [0, 1155, 2310, 1200], [7, 3, 9, 16]]
+    fresh = []
+    for shape, k in zip(shapes, counts, strict=True):
+        rows, cols = shape[0], math.prod(shape[1:])
+        blocks_of = (rows // 4) * (cols // 4)
+        fresh.append(
+            (expected_bdm(rows * cols, blocks_of, k).tolist(), bdm_std(rows * cols, blocks_of, k).tolist())
+        )
+    monkeypatch.setattr(baselines, "PLANES_KEPT", 5)  # emptied on the way
+    for _ in range(2):  # computed, then (partly) looked up
+        got = baselines.expected_baselines(shapes, counts)
+        assert [(e.mean, e.std) for e in got] == fresh
+
+
 @pytest.mark.parametrize("clip", [None, 99.0])
 def test_ones_per_plane_count_every_cell_on_every_backend(cpu_backend, clip):
     ws = [torch.randn(37, 53), torch.randn(8, 4, 5), torch.randn(64, 64), torch.randn(7, 6).double()]
@@ -258,3 +285,30 @@ def test_old_shuffle_reports_stay_readable(tmp_path):
         tensor.get("total", {}).pop("z", None)
     again = qubd.Report.from_dict(data)
     assert again.options.baseline == "shuffle" and again.total.ratio == pytest.approx(data["total"]["ratio"])
+
+
+def test_report_is_the_same_through_the_dense_path(monkeypatch):
+    """Small tensors take the native sparse path (no dense histograms): the report, JSON and all, is
+    the one the dense path gives (native histograms, their ctm_score, the ones counted from them)."""
+    native = pytest.importorskip("qubd.backends.native")
+    g = torch.Generator().manual_seed(5)
+    tensors = {
+        "tiny.weight": torch.randn(4, 4, generator=g),
+        "conv.weight": torch.randn(8, 4, 3, 3, generator=g),  # 8 x 36
+        "edges.weight": torch.randn(5, 17, generator=g),
+        "edge_cols.weight": torch.randn(4, 9, generator=g).double(),
+        "half.weight": torch.randn(12, 20, generator=g).to(torch.bfloat16),
+        "dense.weight": torch.randn(258, 259, generator=g),  # above the sparse path's 4096 blocks
+    }
+    options = {"binary": True, "clip": 99.0}
+    sparse = score(tensors, **options).to_dict()
+    dense = scores_of_histograms.with_ones_per_tensor(
+        native.weight_histograms, native.ctm_score, native.quantize_to_grid
+    )
+    calls = []
+    monkeypatch.setattr(
+        torch.ops.qubd, "weight_scores_and_ones_batched", lambda *a: calls.append(1) or dense(*a)
+    )
+    timing = {"seconds": None, "weights_per_second": None}
+    assert score(tensors, **options).to_dict() | timing == sparse | timing
+    assert calls

@@ -103,11 +103,12 @@ def test_code_histograms_equal_reference(dtype, bits):
         assert torch.equal(native.plane_histograms(q, bits), expected), isa
 
 
-def weight_scores(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.Tensor:
+def weight_scores(w: torch.Tensor, lo: float, delta: float, bits: int, ones: torch.Tensor | None = None):
+    """The scores per plane; and the ones per plane into ``ones``, if given."""
     scores = torch.empty(bits, dtype=torch.float64)
     _C.weight_scores(
         w.data_ptr(), native.DTYPE_CODES[w.dtype], w.shape[0], w.shape[1], lo, delta, bits,
-        ctm16("cpu").data_ptr(), scores.data_ptr(),
+        ctm16("cpu").data_ptr(), scores.data_ptr(), 0 if ones is None else ones.data_ptr(),
     )  # fmt: skip
     return scores
 
@@ -127,8 +128,14 @@ def test_weight_scores_equal_the_sum_over_reference_histograms(rows, cols, dtype
         histograms = blocks.weight_histograms(w, lo, delta, bits)
         expected = native.ctm_score(histograms)
         torch.testing.assert_close(expected, reference_ctm_score(histograms), rtol=1e-12, atol=1e-9)
+        # The ones per plane: counted cell by cell from the reference codes, an independent count.
+        codes = quantize.quantize_to_grid(w, lo, delta, bits).to(torch.int64).reshape(-1, 1)
+        expected_ones = ((codes >> torch.arange(bits)) & 1).sum(dim=0)
         for isa in each_isa():
             assert torch.equal(weight_scores(w, lo, delta, bits), expected), (isa, bits)
+            ones = torch.full((bits,), -1, dtype=torch.int64)
+            assert torch.equal(weight_scores(w, lo, delta, bits, ones), expected), (isa, bits)
+            assert torch.equal(ones, expected_ones), (isa, bits)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

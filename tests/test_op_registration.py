@@ -28,6 +28,7 @@ def _cases() -> dict[str, list[tuple]]:
         "ctm_score": [(counts,)],
         "weight_scores": [(w, -3.0, 0.1, 6), (w.double(), -3.0, float("inf"), 3)],
         "weight_scores_batched": [([w, _weights(4, 4, 1)], [-3.0, -2.0], [0.1, 0.2], 6)],
+        "weight_scores_and_ones_batched": [([w, _weights(5, 7, 1)], [-3.0, -2.0], [0.1, 0.2], 6)],
         "quantize": [(w, 6, 99.0), (w.half(), 3, None)],
         "bdm": [(torch.randint(0, 2, (8, 9), generator=torch.Generator().manual_seed(3)),)],
         "qubd": [(w, 6, None), (_weights(6, 20, 4).reshape(6, 4, 5), 8, 99.9)],

@@ -69,7 +69,7 @@ def test_bar_advances_tensor_by_tensor_while_a_model_is_scored(monkeypatch):
     monkeypatch.setattr(scoring, "measure_many", measuring)
     monkeypatch.setattr(scoring, "weights_progress", Recorder)
     g = torch.Generator().manual_seed(0)
-    sizes = [(8, 8)] * 10 + [(1100, 1000)] * 2
+    sizes = [(8, 8)] * 150 + [(1100, 1000)] * 2
     state = {f"t{i}.weight": torch.randn(shape, generator=g) for i, shape in enumerate(sizes)}
     score(state, baseline="none", progress=True)
     measured = [n for kind, n in events if kind == "measure"]
@@ -81,7 +81,10 @@ def test_bar_advances_tensor_by_tensor_while_a_model_is_scored(monkeypatch):
         if event[0] == "measure":
             before = events[:i]
             assert sum(k == "advance" for k, _ in before) == sum(n for k, n in before if k == "measure")
-    # without a bar, the model is scored in one batch
+    # without a bar, groups of GROUP_TENSORS tensors: the two large ones join the last group
     events.clear()
     score(state, baseline="none")
-    assert [n for kind, n in events if kind == "measure"] == [12]
+    whole_groups = [scoring.GROUP_TENSORS] * (len(sizes) // scoring.GROUP_TENSORS)
+    assert [n for kind, n in events if kind == "measure"] == whole_groups + [
+        len(sizes) % scoring.GROUP_TENSORS
+    ]

@@ -7,6 +7,7 @@
 #include "dispatch.h"
 #include "kernels.h"
 #include "qubd/quantize.h"
+#include "plane_ones.h"
 #include "sparse_scores.h"
 
 namespace qubd::cpu {
@@ -125,15 +126,21 @@ void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t c
 }
 
 void weight_scores(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta, int bits,
-                   const double* ctm16, double* scores) {
-  if ((rows / kBlockSide) * (cols / kBlockSide) > kSparseBlocks) {
+                   const double* ctm16, double* scores, int64_t* ones) {
+  const bool sparse = (rows / kBlockSide) * (cols / kBlockSide) <= kSparseBlocks;
+  if (!sparse) {
     std::vector<int64_t> histograms(size_t(bits) * kBlockCodes);
     weight_histograms(weights, dtype, rows, cols, lo, delta, bits, histograms.data());
     ctm_score(histograms.data(), bits, ctm16, scores);
-    return;
+    if (ones != nullptr) {
+      std::fill(ones, ones + bits, int64_t{0});
+      add_histogram_ones(histograms.data(), bits, ones);
+    }
   }
   with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source) {
-    sparse_block_scores<decltype(code)>(rows, cols, bits, source, ctm16, scores);
+    using Code = decltype(code);
+    if (sparse) sparse_block_scores<Code>(rows, cols, bits, source, ctm16, scores, ones);
+    if (ones != nullptr) add_edge_ones<Code>(rows, cols, bits, source, ones);
   });
 }
 

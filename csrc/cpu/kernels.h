@@ -17,8 +17,9 @@ void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t c
                        int bits, int64_t* histograms);
 // scores = ctm_score(weight_histograms(...)), the same doubles, computed without dense histograms
 // for matrices of few blocks (the many small tensors of conv nets and mixture-of-experts models).
+// Unless `ones` is null, ones[p] = the ones of plane p over the whole matrix (edge cells included).
 void weight_scores(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta, int bits,
-                   const double* ctm16, double* scores);
+                   const double* ctm16, double* scores, int64_t* ones);
 void code_histograms(const void* codes, DType dtype, int64_t rows, int64_t cols, int bits, int64_t* histograms);
 
 // scores[p] = sum over codes with n = histograms[p][code] > 0 of ctm16[code] + log2(n).

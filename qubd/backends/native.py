@@ -81,17 +81,41 @@ def weight_scores(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.
 def weight_scores_batched(
     ws: Sequence[torch.Tensor], lo: Sequence[float], delta: Sequence[float], bits: int
 ) -> torch.Tensor:
+    scores = torch.empty(len(ws), bits, dtype=torch.float64)
+    _weight_scores(ws, lo, delta, bits, scores, None)
+    return scores
+
+
+def weight_scores_and_ones_batched(
+    ws: Sequence[torch.Tensor], lo: Sequence[float], delta: Sequence[float], bits: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    scores = torch.empty(len(ws), bits, dtype=torch.float64)
+    ones = torch.empty(len(ws), bits, dtype=torch.int64)
+    _weight_scores(ws, lo, delta, bits, scores, ones)
+    return scores, ones
+
+
+def _weight_scores(
+    ws: Sequence[torch.Tensor],
+    lo: Sequence[float],
+    delta: Sequence[float],
+    bits: int,
+    scores: torch.Tensor,
+    ones: torch.Tensor | None,
+) -> None:
+    """Fills ``scores`` [len(ws), bits] and, unless None, ``ones`` [len(ws), bits], row i from ws[i]."""
     # Up to 4096 blocks the kernel sorts each plane's codes (microseconds for a small tensor);
     # above, it builds the dense histograms and sums them as ctm_score does: the same doubles.
     table = ctm16("cpu").data_ptr()
-    scores = torch.empty(len(ws), bits, dtype=torch.float64)
-    out = scores.data_ptr()
-    row_bytes = bits * scores.element_size()
+    out, out_ones = scores.data_ptr(), 0 if ones is None else ones.data_ptr()
+    row_bytes = bits * 8  # float64 and int64 rows alike
     for i, (w, a, d) in enumerate(zip(ws, lo, delta, strict=True)):
         w = w.contiguous()
         rows, cols = w.shape
-        _C.weight_scores(w.data_ptr(), _dtype_code(w), rows, cols, a, d, bits, table, out + i * row_bytes)
-    return scores
+        ones_row = 0 if ones is None else out_ones + i * row_bytes
+        _C.weight_scores(
+            w.data_ptr(), _dtype_code(w), rows, cols, a, d, bits, table, out + i * row_bytes, ones_row
+        )
 
 
 def ctm_score(histograms: torch.Tensor) -> torch.Tensor:

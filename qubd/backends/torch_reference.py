@@ -13,5 +13,8 @@ weight_scores = scores_of_histograms.per_tensor(weight_histograms, ctm_score)
 # One tensor at a time: torch's sum over the rows of a taller matrix may round differently, and a
 # batch must give the numbers of one call per tensor.
 weight_scores_batched = scores_of_histograms.one_at_a_time(weight_scores)
+weight_scores_and_ones_batched = scores_of_histograms.with_ones_per_tensor(
+    weight_histograms, ctm_score, quantize_to_grid
+)
 
 DEVICE_TYPES = ("cpu", "cuda")

@@ -2,7 +2,8 @@
 
 A background thread reads tensor k+1 from its file (faulting in its memory-mapped pages) while the
 caller works on tensor k, so at most two tensors are in memory at once. The copy to the scoring
-device happens in the caller's thread; on a GPU the kernels run asynchronously meanwhile.
+device happens in the caller's thread; on a GPU the kernels run asynchronously meanwhile. Small
+tensors are read in the caller's thread: handing one to the reader and back costs more than that.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import torch
 
 from qubd.checkpoints.entries import TensorEntry
 
+# Tensors of at most this many elements are read in the caller's thread.
+INLINE_ELEMENTS = 2**14
+
 
 def stream_tensors(
     entries: Sequence[TensorEntry], wanted: Callable[[TensorEntry], bool], device: torch.device
@@ -21,20 +25,22 @@ def stream_tensors(
     """Every entry in order, with its tensor on ``device`` when ``wanted(entry)``, else None."""
     todo = [i for i, entry in enumerate(entries) if wanted(entry)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qubd-reader") as reader:
-        pending: dict[int, Future] = {}
+        pending: dict[int, Future | None] = {}  # None: read when its turn comes
         queue = iter(todo)
 
         def read_ahead() -> None:
             index = next(queue, None)
             if index is not None:
-                pending[index] = reader.submit(_read, entries[index])
+                entry = entries[index]
+                pending[index] = None if entry.numel <= INLINE_ELEMENTS else reader.submit(_read, entry)
 
         read_ahead()
         for i, entry in enumerate(entries):
             if i not in pending:
                 yield entry, None
                 continue
-            tensor = pending.pop(i).result()
+            future = pending.pop(i)
+            tensor = _read(entry) if future is None else future.result()
             read_ahead()
             yield entry, tensor.to(device)
             del tensor

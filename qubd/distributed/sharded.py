@@ -25,11 +25,11 @@ from qubd.distributed.collectives import all_or_none, comm_device
 from qubd.distributed.halo import BLOCK, ShardLayout, owned_blocks
 from qubd.distributed.order_statistics import global_range
 from qubd.range import QuantGrid, quant_grid
+from qubd.reference.plane_ones import block_ones, edge_ones
 from qubd.report.baselines import expected_baseline
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM
 from qubd.report.options import EXPECTED, ScoreOptions
-from qubd.report.plane_counts import block_ones, edge_ones
 from qubd.report.range_notes import TINY_SPAN
 from qubd.report.scores import TensorScore
 
@@ -140,7 +140,8 @@ def _edge_ones(
     start, end = layout.held(dist.get_rank(weight.group))
     covered = [local.shape[0] - local.shape[0] % BLOCK, local.shape[1] - local.shape[1] % BLOCK]
     covered[layout.dim] = min(max(0, layout.length // BLOCK * BLOCK - start), end - start)
-    ones = edge_ones(local, covered[0], covered[1], grid, bits).to(comm_device(weight.group))
+    ones = edge_ones(local, *covered, grid.lo, grid.delta, bits, torch.ops.qubd.quantize_to_grid)
+    ones = ones.to(comm_device(weight.group))
     dist.reduce(ones, group_dst=owner, group=weight.group)
     return ones
 

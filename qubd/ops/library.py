@@ -3,7 +3,7 @@ its implementation.
 
 Primitive ops (``order_statistics``, ``quantize_to_grid``, ``plane_histograms``,
 ``weight_histograms``, ``weight_histograms_batched``, ``ctm_score``, ``weight_scores``,
-``weight_scores_batched``) have a kernel per backend and
+``weight_scores_batched``, ``weight_scores_and_ones_batched``) have a kernel per backend and
 device (registered by ``qubd.ops.dispatch``). The public ops (``quantize``, ``bdm``, ``qubd``,
 ``qubd_batched``) are composites of the primitives, the same on every device. Each op checks its
 arguments once, on entry (``qubd.ops.validation.checked``).
@@ -30,6 +30,11 @@ lib.define("ctm_score(Tensor histograms) -> Tensor")
 # ctm_score of weight_histograms (the spec), fused where a backend can skip the dense histograms.
 lib.define("weight_scores(Tensor w, float lo, float delta, int bits) -> Tensor")
 lib.define("weight_scores_batched(Tensor[] ws, float[] lo, float[] delta, int bits) -> Tensor")
+# weight_scores_batched and, int64 [len(ws), bits], the ones per plane of each whole matrix (edge
+# cells included; the "expected" baseline's input), from the same pass.
+lib.define(
+    "weight_scores_and_ones_batched(Tensor[] ws, float[] lo, float[] delta, int bits) -> (Tensor, Tensor)"
+)
 # Composites.
 lib.define("quantize(Tensor w, int bits, float? clip=None) -> Tensor")
 lib.define("bdm(Tensor x) -> Tensor")
@@ -45,6 +50,7 @@ PRIMITIVE_OPS = (
     "ctm_score",
     "weight_scores",
     "weight_scores_batched",
+    "weight_scores_and_ones_batched",
 )
 
 # qubd_batched scores at most as many tensors at once as have this many bytes of dense int64
@@ -102,6 +108,14 @@ def _(w, lo, delta, bits):
 @_fake("weight_scores_batched")
 def _(ws, lo, delta, bits):
     return ws[0].new_empty(len(ws), bits, dtype=torch.float64)
+
+
+@_fake("weight_scores_and_ones_batched")
+def _(ws, lo, delta, bits):
+    return (
+        ws[0].new_empty(len(ws), bits, dtype=torch.float64),
+        ws[0].new_empty(len(ws), bits, dtype=torch.int64),
+    )
 
 
 def _grid(w: torch.Tensor, bits: int, clip: float | None) -> QuantGrid:

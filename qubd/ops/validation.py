@@ -210,6 +210,7 @@ SHAPE_CHECKS = {
     "ctm_score": _ctm_score,
     "weight_scores": _weight_histograms,
     "weight_scores_batched": _weight_histograms_batched,
+    "weight_scores_and_ones_batched": _weight_histograms_batched,
 }
 
 

@@ -38,15 +38,41 @@ class ExpectedBaseline:
     std: list[float]
 
 
+# The closed forms of the planes seen so far, (cells, blocks, ones) -> (mean, std): many small
+# tensors share a shape and their planes' ones counts (a 4x4 plane has 17 possible), so most are
+# looked up. A plane's numbers do not depend on the planes computed with it (``qubd.report.expected``),
+# so a lookup gives what a computation would. Emptied when full, so that a long training run's
+# tracker does not grow it without bound.
+_planes_seen: dict[tuple[int, int, int], tuple[float, float]] = {}
+PLANES_KEPT = 2**16
+
+
 def expected_baseline(shape: Sequence[int], ones: Sequence[int]) -> ExpectedBaseline:
     """The expected baseline of planes with ``ones[i]`` ones in a tensor of ``shape`` (viewed as its
     ``flatten(1)`` matrix, as it is scored)."""
-    rows, cols = shape[0], math.prod(shape[1:])
-    blocks = (rows // BLOCK_SIDE) * (cols // BLOCK_SIDE)
-    counts = np.asarray(ones, dtype=np.int64)
-    return ExpectedBaseline(
-        expected_bdm(rows * cols, blocks, counts).tolist(), bdm_std(rows * cols, blocks, counts).tolist()
-    )
+    return expected_baselines([shape], [ones])[0]
+
+
+def expected_baselines(
+    shapes: Sequence[Sequence[int]], ones: Sequence[Sequence[int]]
+) -> list[ExpectedBaseline]:
+    """``expected_baseline`` of each tensor, the planes not seen before computed in one go."""
+    keys = []
+    for shape, counts in zip(shapes, ones, strict=True):
+        rows, cols = shape[0], math.prod(shape[1:])
+        blocks = (rows // BLOCK_SIDE) * (cols // BLOCK_SIDE)
+        keys.append([(rows * cols, blocks, int(k)) for k in counts])
+    missing = list({key for row in keys for key in row if key not in _planes_seen})
+    if missing:
+        cells, blocks, counts = np.array(missing, dtype=np.int64).T
+        means, stds = expected_bdm(cells, blocks, counts).tolist(), bdm_std(cells, blocks, counts).tolist()
+        if len(_planes_seen) + len(missing) > PLANES_KEPT:
+            _planes_seen.clear()
+        _planes_seen.update(zip(missing, zip(means, stds, strict=True), strict=True))
+    return [
+        ExpectedBaseline([_planes_seen[key][0] for key in row], [_planes_seen[key][1] for key in row])
+        for row in keys
+    ]
 
 
 def run_seed(seed: int, name: str, run: int) -> int:

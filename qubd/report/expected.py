@@ -51,11 +51,28 @@ def class_sums() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return codes, ctm_sum, ctm_square_sum
 
 
-def code_probabilities(cells: int, ones: np.ndarray) -> np.ndarray:
+def _planes(cells, blocks, ones) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int64 1-D arrays of one entry per plane, each argument broadcast to the others' length."""
+    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.int64) for a in (cells, blocks, ones)))
+    return tuple(a.reshape(-1) for a in arrays)
+
+
+def _class_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_j values[:, j] * weights[j]``, added j = 0, 1, ... in this order for every row, so that a
+    plane's number does not depend on the other planes computed with it (a matrix product may sum
+    in another order depending on the number of rows)."""
+    total = np.zeros(values.shape[0], dtype=np.float64)
+    for j in range(values.shape[1]):
+        total += values[:, j] * weights[j]
+    return total
+
+
+def code_probabilities(cells: np.ndarray | int, ones: np.ndarray) -> np.ndarray:
     """[planes, 17]: the probability that one block shows one given code of class j, for planes of
-    ``cells`` cells holding ``ones`` ones arranged uniformly at random (requires cells >= 16)."""
+    ``cells`` cells (one number, or one per plane) holding ``ones`` ones arranged uniformly at random
+    (requires cells >= 16)."""
     k = np.asarray(ones, dtype=np.float64)[:, None]
-    n = float(cells)
+    n = np.broadcast_to(np.asarray(cells, dtype=np.float64), k.shape[:1])[:, None]
     j = CLASSES[None, :].astype(np.float64)
     zeros = n - k
     possible = (j <= k) & (BLOCK_CELLS - j <= zeros)
@@ -70,7 +87,7 @@ def code_probabilities(cells: int, ones: np.ndarray) -> np.ndarray:
     return np.where(possible, np.exp(np.where(possible, log_p, 0.0)), 0.0)
 
 
-def _windows(mean: np.ndarray, sd: np.ndarray, upper: float) -> tuple[np.ndarray, np.ndarray]:
+def _windows(mean: np.ndarray, sd: np.ndarray, upper: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """Counts 1..: for each distribution d, its window of counts >= 1; returns (owner, count)."""
     lo = np.maximum(1, np.floor(mean - WINDOW_SIGMAS * sd - WINDOW_PAD)).astype(np.int64)
     hi = np.minimum(upper, np.ceil(mean + WINDOW_SIGMAS * sd + WINDOW_PAD)).astype(np.int64)
@@ -90,39 +107,53 @@ def _log2_moments(pmf: np.ndarray, owner: np.ndarray, count: np.ndarray, size: i
     return first, second, with_count
 
 
-def expected_bdm(cells: int, blocks: int, ones: np.ndarray) -> np.ndarray:
-    """E[BDM] of each plane (``ones[i]`` ones among ``cells`` cells, ``blocks`` complete 4x4 blocks)
-    over uniformly random arrangements: float64 [planes]."""
-    ones = np.asarray(ones, dtype=np.int64)
-    if blocks == 0:
-        return np.zeros(ones.shape, dtype=np.float64)
+def expected_bdm(cells, blocks, ones) -> np.ndarray:
+    """E[BDM] of each plane (``ones[i]`` ones among ``cells`` cells, ``blocks`` complete 4x4 blocks;
+    ``cells`` and ``blocks`` one number or one per plane) over uniformly random arrangements:
+    float64 [planes]. A plane's number does not depend on the other planes passed with it."""
+    cells, blocks, ones = _planes(cells, blocks, ones)
+    mean = np.zeros(ones.shape, dtype=np.float64)
+    some = blocks > 0
+    if not some.any():
+        return mean
+    cells, blocks, ones = cells[some], blocks[some], ones[some]
     codes, ctm_sum, _ = class_sums()
     p = code_probabilities(cells, ones)  # [planes, 17]
     with np.errstate(divide="ignore"):  # p = 1 (an empty or full plane): log1p(-1) = -inf, seen = 1
-        seen = -np.expm1(blocks * np.log1p(-np.minimum(p, 1.0)))  # P(N_c > 0)
+        seen = -np.expm1(blocks[:, None] * np.log1p(-np.minimum(p, 1.0)))  # P(N_c > 0)
     flat = p.reshape(-1)
-    mean = blocks * flat
-    owner, count = _windows(mean, np.sqrt(mean * (1 - flat)), blocks)
-    pmf = binom.pmf(count, blocks, flat[owner])
+    trials = np.repeat(blocks, CLASSES.size)
+    count_mean = trials * flat
+    owner, count = _windows(count_mean, np.sqrt(count_mean * (1 - flat)), trials)
+    pmf = binom.pmf(count, trials[owner], flat[owner])
     log2_mean = np.bincount(owner, weights=pmf * np.log2(count), minlength=flat.size).reshape(p.shape)
-    return seen @ ctm_sum + log2_mean @ codes
+    mean[some] = _class_sum(seen, ctm_sum) + _class_sum(log2_mean, codes)
+    return mean
 
 
-def bdm_std(cells: int, blocks: int, ones: np.ndarray) -> np.ndarray:
+def bdm_std(cells, blocks, ones) -> np.ndarray:
     """Standard deviation of each plane's BDM over uniformly random arrangements (see the module
-    docstring for the approximation): float64 [planes]."""
-    ones = np.asarray(ones, dtype=np.int64)
+    docstring for the approximation; arguments as ``expected_bdm``'s): float64 [planes]."""
+    cells, blocks, ones = _planes(cells, blocks, ones)
     std = np.zeros(ones.shape, dtype=np.float64)
-    varies = (ones > 0) & (ones < cells)
-    if blocks == 0 or not varies.any():
-        return std
+    varies = (ones > 0) & (ones < cells) & (blocks > 0)
+    one_block = varies & (blocks == 1)
+    if one_block.any():  # one block: its code is the whole randomness, and log2(1) = 0
+        _, ctm_sum, ctm_square_sum = class_sums()
+        p = code_probabilities(cells[one_block], ones[one_block])
+        mean = _class_sum(p, ctm_sum)
+        std[one_block] = np.sqrt(np.maximum(_class_sum(p, ctm_square_sum) - mean * mean, 0.0))
+    many = varies & (blocks > 1)
+    if many.any():
+        std[many] = _many_blocks_std(cells[many], blocks[many], ones[many])
+    return std
+
+
+def _many_blocks_std(cells: np.ndarray, blocks: np.ndarray, ones: np.ndarray) -> np.ndarray:
+    """``bdm_std`` of planes with more than one block and neither empty nor full."""
     codes, ctm_sum, ctm_square_sum = class_sums()
-    p = code_probabilities(cells, ones[varies])
-    if blocks == 1:  # one block: its code is the whole randomness, and log2(1) = 0
-        mean = p @ ctm_sum
-        std[varies] = np.sqrt(np.maximum(p @ ctm_square_sum - mean * mean, 0.0))
-        return std
-    lam = blocks * p  # [planes, 17] Poisson mean of one code's count
+    p = code_probabilities(cells, ones)
+    lam = blocks[:, None] * p  # [planes, 17] Poisson mean of one code's count
     flat = lam.reshape(-1)
     owner, count = _windows(flat, np.sqrt(flat), np.inf)
     pmf = poisson.pmf(count, flat[owner])
@@ -136,18 +167,21 @@ def bdm_std(cells: int, blocks: int, ones: np.ndarray) -> np.ndarray:
     var_b = log_second - log_first**2
     cov_a_count = lam * absent
     cov_b_count = log_with_count - lam * log_first
-    var_g = var_a @ ctm_square_sum + 2 * (cov_ab @ ctm_sum) + var_b @ codes
+    var_g = _class_sum(var_a, ctm_square_sum) + 2 * _class_sum(cov_ab, ctm_sum) + _class_sum(var_b, codes)
     cov_g_count = cov_a_count * ctm_sum + cov_b_count * codes  # [planes, 17], summed over the class
     # Regress on X = (sum_c N_c, sum_c popcount(c) N_c): the block count and the ones in blocks.
     weights = np.stack([np.ones_like(CLASSES), CLASSES]).astype(np.float64)  # [2, 17]
-    cov_gx = cov_g_count @ weights.T  # [planes, 2]
-    cov_xx = np.einsum("aj,bj,pj->pab", weights, weights, lam * codes)  # [planes, 2, 2]
+    cov_gx = np.stack([_class_sum(cov_g_count, w) for w in weights], axis=1)  # [planes, 2]
+    spread = lam * codes
+    cov_xx = np.stack(
+        [np.stack([_class_sum(spread, a * b) for b in weights], axis=1) for a in weights], axis=1
+    )  # [planes, 2, 2]
     slope = np.stack([np.linalg.lstsq(c, v, rcond=None)[0] for c, v in zip(cov_xx, cov_gx, strict=True)])
-    explained = np.einsum("pa,pa->p", slope, cov_gx)
-    k = ones[varies].astype(np.float64)
-    block_cells = float(blocks * BLOCK_CELLS)
+    explained = slope[:, 0] * cov_gx[:, 0] + slope[:, 1] * cov_gx[:, 1]
+    k = ones.astype(np.float64)
+    n = cells.astype(np.float64)
+    block_cells = (blocks * BLOCK_CELLS).astype(np.float64)
     # Ones inside the blocks: hypergeometric when some cells lie outside every block.
-    ones_in_blocks_var = block_cells * (k / cells) * (1 - k / cells) * (cells - block_cells) / (cells - 1)
+    ones_in_blocks_var = block_cells * (k / n) * (1 - k / n) * (n - block_cells) / (n - 1)
     var = var_g - explained + slope[:, 1] ** 2 * ones_in_blocks_var
-    std[varies] = np.sqrt(np.maximum(var, 0.0))
-    return std
+    return np.sqrt(np.maximum(var, 0.0))

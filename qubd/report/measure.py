@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from qubd import ops
-from qubd.report.baselines import ExpectedBaseline, expected_baseline
+from qubd.report.baselines import ExpectedBaseline, expected_baselines
 from qubd.report.compression import compressed_plane_sizes
 from qubd.report.manifold import manifold_bdm
 from qubd.report.options import EXPECTED, ScoreOptions
@@ -47,27 +47,29 @@ class Measurement:
 def measure_many(ws: list[torch.Tensor], options: ScoreOptions) -> list[Measurement]:
     """For each tensor (all on one device), ``{"bdm": per-plane QuBD, "binary": [BDM(W > 0)],
     "gzip": per-plane bytes, ...}`` (and the expected baselines); the QuBD of all of them comes from
-    one batched op."""
+    one batched op, and the expected baselines of all of them from one closed-form computation."""
     with_expected = options.baseline == EXPECTED
     if with_expected:
         scores, ones = scores_and_ones(ws, options.bits, options.clip)
-        rows, plane_ones = scores.tolist(), ones.tolist()
+        rows = scores.tolist()
     else:
         rows = ops.qubd_batched(ws, options.bits, options.clip).tolist()
-        plane_ones = [None] * len(ws)
-    results = []
-    for w, row, counts in zip(ws, rows, plane_ones, strict=True):
-        result = Measurement({BDM: row})
-        if with_expected:
-            result.expected[BDM] = expected_baseline(w.shape, counts)
-        if options.binary:
-            positive = w.flatten(1) > 0
+    results = [Measurement({BDM: row}) for row in rows]
+    shapes = [w.shape for w in ws]
+    if with_expected:
+        for result, expected in zip(results, expected_baselines(shapes, ones.tolist()), strict=True):
+            result.expected[BDM] = expected
+    if options.binary:
+        positives = [w.flatten(1) > 0 for w in ws]
+        for result, positive in zip(results, positives, strict=True):
             result.values[BINARY] = [ops.bdm(positive).item()]
-            if with_expected:
-                result.expected[BINARY] = expected_baseline(w.shape, [int(positive.sum())])
+        if with_expected:
+            counts = [[int(positive.sum())] for positive in positives]
+            for result, expected in zip(results, expected_baselines(shapes, counts), strict=True):
+                result.expected[BINARY] = expected
+    for w, result in zip(ws, results, strict=True):
         for compressor in options.compressors:
             result.values[compressor] = compressed_plane_sizes(w, options.bits, options.clip, compressor)
         if options.manifold:
             result.values[MANIFOLD] = [manifold_bdm(w, options.bits, options.clip)]
-        results.append(result)
     return results

@@ -35,9 +35,10 @@ from qubd.report.scores import TensorScore
 # Tensors are scored in groups of up to this many weights or tensors (see _Group).
 GROUP_WEIGHTS = 2**24
 GROUP_TENSORS = 64
-# With a progress bar, smaller groups, so that the bar advances tensor by tensor as they are scored.
+# With a progress bar, fewer weights, so that the bar advances tensor by tensor as large tensors are
+# scored (and by 64 small ones: a group of 4 cost more than scoring its tensors).
 PROGRESS_GROUP_WEIGHTS = 2**20
-PROGRESS_GROUP_TENSORS = 4
+PROGRESS_GROUP_TENSORS = 64
 # The batched ops name a tensor by its place in the batch; errors name it by its name and file.
 BATCH_INDEX = re.compile(r"^weights\[\d+\]:?\s*")
 
@@ -200,17 +201,18 @@ class _Group:
             (PROGRESS_GROUP_WEIGHTS, PROGRESS_GROUP_TENSORS) if progress else (GROUP_WEIGHTS, GROUP_TENSORS)
         )
         self.members: list[tuple[TensorEntry, torch.Tensor, TensorScore]] = []
+        self.weights = 0
 
     def add(self, entry: TensorEntry, w: torch.Tensor, result: TensorScore) -> None:
         self.members.append((entry, w, result))
+        self.weights += w.numel()
 
     def full(self) -> bool:
-        weights = sum(w.numel() for _, w, _ in self.members)
-        return weights >= self.limits[0] or len(self.members) >= self.limits[1]
+        return self.weights >= self.limits[0] or len(self.members) >= self.limits[1]
 
     def score(self, advance: ProgressHook | None) -> None:
         """Score every member (filling its TensorScore), then empty the group."""
-        members, self.members = self.members, []
+        members, self.members, self.weights = self.members, [], 0
         if members:
             _score_tensors(members, self.options)
         if advance is not None:

@@ -72,9 +72,10 @@ def summarize_expected(
     Tensors are shuffled independently, so means and variances add over tensors."""
     if len(values) == 0:
         raise ReportError("nothing to sum: no scored tensors")
-    total = np.sum(np.asarray(values, dtype=np.float64), axis=0)
-    mean = np.sum(np.asarray(means, dtype=np.float64), axis=0)
-    std = np.sqrt(np.sum(np.square(np.asarray(stds, dtype=np.float64)), axis=0))
+    # The arrays' own .sum (np.sum's wrapper costs more than the sum of one tensor's few planes).
+    total = np.asarray(values, dtype=np.float64).sum(axis=0)
+    mean = np.asarray(means, dtype=np.float64).sum(axis=0)
+    std = np.sqrt(np.square(np.asarray(stds, dtype=np.float64)).sum(axis=0))
     return Summary(total.tolist(), mean.tolist(), std.tolist())
 
 
@@ -84,8 +85,12 @@ def summarize_expected_totals(
     """Like ``summarize_expected`` for each vector's sum over its entries (a tensor's total over
     planes). The planes' variances are added: their covariance under a shuffle is neglected
     (docs/baselines.md gives the check against sampling)."""
+    if len(values) == 0:
+        raise ReportError("nothing to sum: no scored tensors")
+    # One reduction over all the tensors' rows: the same doubles as np.sum of each row, without a
+    # numpy call per tensor (a report of 100,000 small tensors).
     return summarize_expected(
-        [[float(np.sum(v))] for v in values],
-        [[float(np.sum(m))] for m in means],
-        [[float(np.sqrt(np.sum(np.square(s))))] for s in stds],
+        np.asarray(values, dtype=np.float64).sum(axis=1, keepdims=True),
+        np.asarray(means, dtype=np.float64).sum(axis=1, keepdims=True),
+        np.sqrt(np.square(np.asarray(stds, dtype=np.float64)).sum(axis=1, keepdims=True)),
     )

@@ -11,5 +11,8 @@ from qubd.backends.triton.quantize import quantize_to_grid
 weight_scores = scores_of_histograms.per_tensor(weight_histograms, ctm_score)
 # Each plane's sum has a fixed order (ctm_score's fixed split), so a batch scores as one at a time.
 weight_scores_batched = scores_of_histograms.one_launch(weight_histograms_batched, ctm_score)
+weight_scores_and_ones_batched = scores_of_histograms.with_ones_in_one_launch(
+    weight_histograms_batched, ctm_score, quantize_to_grid
+)
 
 DEVICE_TYPES = ("cuda", "cpu")
