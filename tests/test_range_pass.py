@@ -113,6 +113,12 @@ def test_value_bounds_refuse_what_is_not_float_weights():
         torch.ops.qubd.value_bounds([torch.ones(0)])
 
 
+def _sorted_at(w: torch.Tensor, ranks: list[int]) -> torch.Tensor:
+    # For large tensors with ties or in order: torch.kthvalue's selection can go quadratic there.
+    values = w.to(torch.float64).sort().values[ranks]
+    return values.to(torch.float64 if w.dtype == torch.float64 else torch.float32)
+
+
 def _kthvalues(w: torch.Tensor, ranks: list[int]) -> torch.Tensor:
     flat = w.to(torch.float64)  # exact for every stored dtype; kthvalue is torch's selection, not a sort
     values = torch.stack([torch.kthvalue(flat, r + 1).values for r in ranks])
@@ -140,8 +146,48 @@ def test_order_statistics_of_large_buckets(dtype):
     w = (torch.randn(n, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 1.0).round()
     w = (w + torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(6)) * 1e-3).to(dtype)
     ranks = [0, 1, n // 7, n // 3, n // 2, n // 2 + 1, 2 * n // 3, n - 1]
-    expected = _kthvalues(w, ranks)
+    expected = _sorted_at(w, ranks)
     for isa in ISAS:
         _C.set_isa(isa)
         assert native.order_statistics(w, ranks).tolist() == expected.tolist(), isa
     _C.set_isa(ISAS[-1])
+
+
+def _clip_ranks(n: int, clip: float = 99.9) -> list[int]:
+    q = (1 - clip / 100) / 2
+    return sorted(
+        {int(q * (n - 1)), int(q * (n - 1)) + 1, int((1 - q) * (n - 1)), int((1 - q) * (n - 1)) + 1}
+    )
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("layout", ["random", "sorted", "unlike the sample"])
+def test_order_statistics_of_clipping_on_large_tensors(dtype, layout):
+    # Past 2**20 values the native kernel first tries the ranks' intervals from a sample; the
+    # counts prove them, or it falls back to radix selection. Either way: torch's selection.
+    n = (1 << 20) + 4099
+    w = torch.randn(n, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    if layout == "sorted":
+        w = w.sort(descending=True).values
+    elif layout == "unlike the sample":  # what the evenly spaced runs of 16 read is all zeros
+        stride = n // ((1 << 15) // 16)
+        for i in range(16):
+            w[i::stride] = 0.0
+    w = w.to(dtype)
+    for ranks in (_clip_ranks(n), _clip_ranks(n, 99.0), [0, n - 1], [n // 3]):
+        expected = _sorted_at(w, ranks)
+        for isa in ISAS:
+            _C.set_isa(isa)
+            assert native.order_statistics(w, ranks).tolist() == expected.tolist(), (ranks, isa)
+    _C.set_isa(ISAS[-1])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("bad", ["nan", "-nan", "inf", "-inf"])
+def test_order_statistics_of_large_tensors_refuse_non_finite(dtype, bad):
+    n = (1 << 20) + 5
+    for at in (3, n // 2 + 1, n - 1):
+        w = torch.randn(n, generator=torch.Generator().manual_seed(at)).to(dtype)
+        w[at] = _non_finite(dtype, bad)[0]
+        with pytest.raises(ValueError, match="^weights contain NaN or Inf values$"):
+            native.order_statistics(w, _clip_ranks(n))

@@ -8,10 +8,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "bracket_select.h"
 #include "dispatch.h"
 #include "float_keys.h"
 #include "isa.h"
@@ -260,7 +262,11 @@ std::vector<double> order_statistics(const void* values, DType dtype, int64_t n,
   if (ranks.empty()) return {};
   for (int64_t r : ranks)
     if (r < 0 || r >= n) throw std::out_of_range("rank " + std::to_string(r) + " outside 0.." + std::to_string(n - 1));
-  return dispatch_float(dtype, [&](auto stored) { return RadixSelect<decltype(stored)>(values, n).select(ranks); });
+  return dispatch_float(dtype, [&](auto stored) {
+    using Stored = decltype(stored);
+    if (std::optional<std::vector<double>> found = bracket::select<Stored>(values, n, ranks)) return *found;
+    return RadixSelect<Stored>(values, n).select(ranks);
+  });
 }
 
 }  // namespace qubd::cpu
