@@ -57,13 +57,15 @@ template <typename Stored, typename Key = typename FloatKeys<Stored>::Key>
   constexpr int kShift = FloatKeys<Stored>::kBits - 1;
   const Signed a0 = Signed(intervals[0].a ^ kSign), b0 = Signed(intervals[0].b ^ kSign);
   const Signed a1 = Signed(intervals[1].a ^ kSign), b1 = Signed(intervals[1].b ^ kSign);
-  uint32_t below0 = 0, below1 = 0;
+  // Counters as wide as the keys (one vector width throughout): a chunk's counts fit in 16 bits.
+  static_assert(kChunk < (int64_t(1) << 16), "a chunk's counts must fit in a 16-bit key");
+  Key below0 = 0, below1 = 0;
   Signed lo = std::numeric_limits<Signed>::max(), hi = std::numeric_limits<Signed>::min();
   for (int64_t i = 0; i < len; ++i) {
     const Key u = bits[i];
     const Signed k = Signed(u ^ Key(Key(Signed(u) >> kShift) >> 1));  // a negative value's magnitude flipped
-    below0 += uint32_t(k < a0);
-    below1 += uint32_t(k < a1);
+    below0 += Key(k < a0);
+    below1 += Key(k < a1);
     inside[i] = uint8_t(((k >= a0) & (k <= b0)) | ((k >= a1) & (k <= b1)));
     lo = k < lo ? k : lo;
     hi = k > hi ? k : hi;
@@ -154,7 +156,7 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
       int64_t my_below[kMaxIntervals] = {};
       Key my_lo = std::numeric_limits<Key>::max(), my_hi = 0;
       bool my_overflow = false;
-      uint8_t inside[kChunk + 8] = {};
+      uint8_t inside[kChunk + 8] = {};  // a word may read past `len`: those flags are masked off
 #pragma omp for schedule(static)
       for (int64_t start = 0; start < n; start += kChunk) {
         const int64_t len = std::min(kChunk, n - start);
