@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 
 #include "dispatch.h"
 #include "float_keys.h"
@@ -20,15 +21,20 @@ struct KeyBounds {
   Key hi = 0;
 };
 
+// Compared as signed integers (key ^ sign bit): SSE2 compares those natively (and has the 16-bit
+// min/max), so even the baseline build vectorises the loop.
 template <typename Stored, typename Key = typename FloatKeys<Stored>::Key>
 [[gnu::always_inline]] inline KeyBounds<Key> key_bounds_body(const Key* bits, int64_t n) {
-  Key lo = std::numeric_limits<Key>::max(), hi = 0;
+  using Signed = std::make_signed_t<Key>;
+  constexpr Key kSign = FloatKeys<Stored>::kSign;
+  Signed lo = std::numeric_limits<Signed>::max(), hi = std::numeric_limits<Signed>::min();
   for (int64_t i = 0; i < n; ++i) {
-    const Key k = FloatKeys<Stored>::of_bits(bits[i]);
+    const Key u = bits[i];
+    const Signed k = Signed(u ^ Key(Key(Signed(u) >> (FloatKeys<Stored>::kBits - 1)) >> 1));  // negative: magnitude flipped
     lo = k < lo ? k : lo;
     hi = k > hi ? k : hi;
   }
-  return {lo, hi};
+  return {Key(Key(lo) ^ kSign), Key(Key(hi) ^ kSign)};
 }
 
 // The same loop compiled for each instruction set (the compiler vectorises the min/max reduction).
