@@ -2,9 +2,9 @@
 //
 // A sample of the keys (runs of kRun neighbours spread over the data) gives, for each wanted rank,
 // a key interval [a, b] that holds it with a wide margin. One pass then counts, per interval, the
-// keys below a (a branch-free compare, vectorised per instruction set), takes the min and max key
-// (the finite check), and gathers the keys inside the intervals: spans of keys are tested
-// branch-free, and only spans with a hit are looked at one key at a time. A rank r lies in its
+// keys below a, takes the min and max key (the finite check) and flags the keys inside an interval
+// (one flat branch-free loop per chunk, vectorised per instruction set); the flagged keys, a few
+// per thousand, are gathered from the flags 8 at a time. A rank r lies in its
 // interval exactly when below <= r < below + inside, which the counts prove; nth_element among the
 // gathered keys then gives it exactly. Where the counts do not prove it (a sample unlike the rest of
 // the data), or an interval would gather too many keys, the caller falls back to radix selection:
@@ -18,8 +18,8 @@
 #include <cstring>
 #include <limits>
 #include <optional>
-#include <type_traits>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "float_keys.h"

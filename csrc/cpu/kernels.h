@@ -28,7 +28,8 @@ void ctm_score(const int64_t* histograms, int planes, const double* ctm16, doubl
 // the infinities, so both bounds are finite exactly when every value is.
 void value_bounds(const void* values, DType dtype, int64_t n, double* lo_hi);
 
-// Sorted values at the given 0-based ranks (exact, by radix selection over the float bits), in the
+// Sorted values at the given 0-based ranks (exact: bracketed by a sample and proven by counts, or by
+// radix selection over the float bits), in the
 // compute type (float values of float32/bf16/fp16 data, double of float64 data).
 // Throws std::domain_error if the data hold NaN or Inf.
 std::vector<double> order_statistics(const void* values, DType dtype, int64_t n, const std::vector<int64_t>& ranks);

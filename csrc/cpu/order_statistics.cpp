@@ -1,5 +1,6 @@
-// Exact order statistics by radix selection over the order-preserving keys of the stored bits
-// (float_keys.h). The first pass histograms the top 16 bits of every key, with per-thread counters
+// Exact order statistics. Past 2**20 values, clipping's few ranks usually come from one pass over
+// intervals a sample gives (bracket_select.h); otherwise, and as its fallback, radix selection over
+// the order-preserving keys of the stored bits (float_keys.h). Its first pass histograms the top 16 bits of every key, with per-thread counters
 // merged at the end; it also reveals NaN/Inf (their buckets hold nothing else). A bf16/fp16 key IS
 // 16 bits, so one pass answers. A float32 key's low 16 bits come from one filtered pass: only the
 // keys of the wanted buckets are counted, the rest are skipped by a vectorised prefix test. Wider
