@@ -54,6 +54,14 @@ PYBIND11_MODULE(_C, m) {
       },
       release);
   m.def(
+      "value_bounds",
+      [](const std::vector<uintptr_t>& values, const std::vector<int>& dtypes, const std::vector<int64_t>& counts,
+         uintptr_t out) {
+        for (size_t i = 0; i < values.size(); ++i)
+          qubd::cpu::value_bounds(ptr<const void>(values[i]), DType(dtypes.at(i)), counts.at(i), ptr<double>(out) + 2 * i);
+      },
+      release);
+  m.def(
       "order_statistics",
       [](uintptr_t values, int dtype, int64_t n, const std::vector<int64_t>& ranks) {
         return qubd::cpu::order_statistics(ptr<const void>(values), DType(dtype), n, ranks);

@@ -1,10 +1,11 @@
 """Stage 1: the quantisation range [lo, hi] of a weight tensor, and the grid it defines.
 
-Min/max, or robust clipping at percentile ``clip``: ``lo, hi = quantile(W, q), quantile(W, 1 - q)``
-with ``q = (1 - clip/100) / 2`` and exactly ``torch.quantile``'s linear interpolation, for tensors of
-any size (``torch.quantile`` itself refuses more than 2**24 elements). The order statistics the
-quantiles interpolate come from the caller (the op layer passes ``torch.ops.qubd.order_statistics``),
-so this module imports nothing of the ops that use it.
+Min/max (``torch.ops.qubd.value_bounds``: one pass, the finite check included), or robust clipping
+at percentile ``clip``: ``lo, hi = quantile(W, q), quantile(W, 1 - q)`` with ``q = (1 - clip/100) / 2``
+and exactly ``torch.quantile``'s linear interpolation, for tensors of any size (``torch.quantile``
+itself refuses more than 2**24 elements). The order statistics the quantiles interpolate come from
+the caller (the op layer passes ``torch.ops.qubd.order_statistics``), so this module imports nothing
+of the ops that use it.
 """
 
 from __future__ import annotations
@@ -82,9 +83,9 @@ def value_ranges(
     order_statistics: OrderStatistics,
     names: Sequence[str] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``value_range`` of each tensor (all on one device). Without clipping, the min/max reductions
-    of all tensors are queued first and copied to the host together: one device sync, not one per
-    tensor. ``names`` label the tensors in errors (default ``weights[i]``)."""
+    """``value_range`` of each tensor (all on one device). Without clipping, the bounds of all
+    tensors come from one ``value_bounds`` call: one device sync, not one per tensor. ``names``
+    label the tensors in errors (default ``weights[i]``)."""
     names = names if names is not None else [f"weights[{i}]" for i in range(len(ws))]
     if clip is not None:
         ranges = []
@@ -102,21 +103,11 @@ def value_ranges(
 
 
 def _min_max(ws: Sequence[torch.Tensor], names: Sequence[str]) -> torch.Tensor:
-    """float64 [len(ws), 2] on the CPU: each tensor's min and max; ValueError naming the first
-    tensor with NaN or Inf values."""
-    extremes = [torch.aminmax(w) for w in ws]
-    by_dtype: dict[torch.dtype, list[int]] = {}
-    for i, w in enumerate(ws):
-        by_dtype.setdefault(w.dtype, []).append(i)
-    # float64 holds every float32/bf16/fp16 value exactly, so one copy serves every dtype.
-    bounds = torch.empty(len(ws), 2, dtype=torch.float64, device=ws[0].device)
-    for where in by_dtype.values():
-        stacked = torch.stack([x for i in where for x in extremes[i]]).view(-1, 2)
-        if len(where) == len(ws):
-            bounds.copy_(stacked)
-        else:
-            bounds[where] = stacked.to(torch.float64)
-    bounds = bounds.detach().cpu()
+    """float64 [len(ws), 2] on the CPU: each tensor's min and max, from ``qubd::value_bounds`` (one
+    pass per tensor, the finite check included); ValueError naming the first tensor with NaN or Inf
+    values."""
+    # Looked up in torch's dispatcher, not imported: the op layer that declares it imports this module.
+    bounds = torch.ops.qubd.value_bounds(list(ws)).detach().cpu()
     finite = np.isfinite(bounds.numpy()).all(axis=1)
     if not finite.all():
         raise ValueError(f"{names[int(np.argmin(finite))]} contain NaN or Inf values")

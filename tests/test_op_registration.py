@@ -20,6 +20,7 @@ def _cases() -> dict[str, list[tuple]]:
     counts = torch.randint(0, 5, (3, 1 << 16), generator=torch.Generator().manual_seed(2))
     w = _weights(8, 12, 0)
     return {
+        "value_bounds": [([w, w.to(torch.bfloat16).reshape(-1), w.double()],)],
         "order_statistics": [(w, [0, 5, 95]), (w.double(), [17])],
         "quantize_to_grid": [(w, -3.0, 0.1, 6), (w.to(torch.bfloat16), -3.0, 0.01, 11)],
         "plane_histograms": [(codes, 4), (codes.bool(), 1)],

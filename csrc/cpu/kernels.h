@@ -25,7 +25,12 @@ void code_histograms(const void* codes, DType dtype, int64_t rows, int64_t cols,
 // scores[p] = sum over codes with n = histograms[p][code] > 0 of ctm16[code] + log2(n).
 void ctm_score(const int64_t* histograms, int planes, const double* ctm16, double* scores);
 
-// Sorted values at the given 0-based ranks (exact, by radix selection over the float bits), in the
+// lo_hi = {smallest, largest} of n values as doubles, zeros as +0.0, in one pass. NaN sorts beyond
+// the infinities, so both bounds are finite exactly when every value is.
+void value_bounds(const void* values, DType dtype, int64_t n, double* lo_hi);
+
+// Sorted values at the given 0-based ranks (exact: bracketed by a sample and proven by counts, or by
+// radix selection over the float bits), in the
 // compute type (float values of float32/bf16/fp16 data, double of float64 data).
 // Throws std::domain_error if the data hold NaN or Inf.
 std::vector<double> order_statistics(const void* values, DType dtype, int64_t n, const std::vector<int64_t>& ranks);

@@ -1,77 +1,100 @@
-// Exact order statistics by radix selection. Values map to unsigned keys whose integer order is
-// their numeric order. A first pass histograms the top bits of every key (sign, exponent and two
-// mantissa bits, which also reveals NaN/Inf); while the bucket holding a wanted rank is large, a
-// further pass histograms the next bits of the keys in it; then one pass gathers the bucket's keys
-// and nth_element picks the rank among them. Usually two passes over the data; no copy, no sort.
+// Exact order statistics. Past 2**20 values, clipping's few ranks usually come from one pass over
+// intervals a sample gives (bracket_select.h); otherwise, and as its fallback, radix selection over
+// the order-preserving keys of the stored bits (float_keys.h). Its first pass histograms the top 16 bits of every key, with per-thread counters
+// merged at the end; it also reveals NaN/Inf (their buckets hold nothing else). A bf16/fp16 key IS
+// 16 bits, so one pass answers. A float32 key's low 16 bits come from one filtered pass: only the
+// keys of the wanted buckets are counted, the rest are skipped by a vectorised prefix test. Wider
+// keys (float64), or many wanted buckets, go on by smaller digits until the buckets are small,
+// then gather those keys and nth_element picks each rank. No copy of the data, no sort.
 #include <omp.h>
 
 #include <algorithm>
-#include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "bracket_select.h"
 #include "dispatch.h"
+#include "float_keys.h"
+#include "isa.h"
 #include "kernels.h"
 
 namespace qubd::cpu {
 namespace {
 
-constexpr int kDigitBits = 11;              // bits resolved by each pass after the first
-constexpr int64_t kGatherLimit = 1 << 21;  // a bucket this small is gathered and selected in memory
-constexpr int kCopies = 4;                  // histogram copies per thread (see count_first_digit)
-constexpr int kFastSlots = 4;               // wanted buckets tested without branches (gather_and_select)
-constexpr int64_t kSpan = 64;               // keys tested together (gather_and_select)
+constexpr int kFirstDigitBits = 16;
+constexpr int kWideDigitBits = 16;          // a later digit, while few buckets are wanted
+constexpr int kNarrowDigitBits = 11;        // a later digit, for many wanted buckets (memory)
+constexpr int kWideDigitSlots = 4;          // at most this many wanted buckets take the wide digit
+constexpr int64_t kGatherLimit = 1 << 21;   // buckets this small are gathered and selected in memory
+constexpr int kCopies = 2;                  // first-pass counter copies per thread (see count_first_digit)
+constexpr int kFastSlots = 4;               // wanted buckets tested without branches (span_has_prefix)
+constexpr int64_t kSpan = 64;               // keys tested together (span_has_prefix)
+constexpr int64_t kFlush = int64_t(1) << 31;  // keys counted into 32-bit counters between merges
 
-template <typename Compute>
-struct KeyOf;
-template <>
-struct KeyOf<float> {
-  using Key = uint32_t;
-  static constexpr int kFirstDigitBits = 1 + 8 + 2;
-  static Key of(float v) {
-    uint32_t u;
-    std::memcpy(&u, &v, sizeof u);
-    return u ^ (uint32_t(-int32_t(u >> 31)) | 0x80000000u);  // negative: ~u; positive: set the sign bit
+// Whether any of `len` keys of bits has its high bits (above `low_bits`) in `fast`: branch-free,
+// so the compiler vectorises it for each instruction set.
+template <typename Stored, typename Key = typename FloatKeys<Stored>::Key>
+[[gnu::always_inline]] inline bool span_has_prefix_body(const Key* bits, int64_t len, int low_bits,
+                                                        const Key* fast) {
+  Key hits = 0;
+  for (int64_t i = 0; i < len; ++i) {
+    const Key h = Key(FloatKeys<Stored>::of_bits(bits[i]) >> low_bits);
+    Key hit = 0;
+    for (int s = 0; s < kFastSlots; ++s) hit |= Key(h == fast[s]);
+    hits |= hit;
   }
-  static float value(Key k) { return bits_to_float((k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k); }
-  static bool finite(Key k) { return ((k & 0x80000000u) ? (k >> 23) & 0xFFu : (~k >> 23) & 0xFFu) != 0xFFu; }
-};
-template <>
-struct KeyOf<double> {
-  using Key = uint64_t;
-  static constexpr int kFirstDigitBits = 1 + 11 + 2;
-  static Key of(double v) {
-    uint64_t u;
-    std::memcpy(&u, &v, sizeof u);
-    return u ^ (uint64_t(-int64_t(u >> 63)) | (uint64_t(1) << 63));
-  }
-  static double value(Key k) {
-    const uint64_t u = (k >> 63) ? (k & ~(uint64_t(1) << 63)) : ~k;
-    double v;
-    std::memcpy(&v, &u, sizeof v);
-    return v;
-  }
-  static bool finite(Key k) { return ((((k >> 63) ? k : ~k) >> 52) & 0x7FFu) != 0x7FFu; }
-};
+  return hits != 0;
+}
+template <typename Stored, typename Key>
+bool span_has_prefix_baseline(const Key* bits, int64_t len, int low_bits, const Key* fast) {
+  return span_has_prefix_body<Stored>(bits, len, low_bits, fast);
+}
+#if defined(QUBD_X86_ISAS)
+template <typename Stored, typename Key>
+QUBD_TARGET_AVX2 bool span_has_prefix_avx2(const Key* bits, int64_t len, int low_bits, const Key* fast) {
+  return span_has_prefix_body<Stored>(bits, len, low_bits, fast);
+}
+template <typename Stored, typename Key>
+QUBD_TARGET_AVX512 bool span_has_prefix_avx512(const Key* bits, int64_t len, int low_bits, const Key* fast) {
+  return span_has_prefix_body<Stored>(bits, len, low_bits, fast);
+}
+#endif
+template <Isa isa, typename Stored, typename Key>
+bool span_has_prefix(const Key* bits, int64_t len, int low_bits, const Key* fast) {
+#if defined(QUBD_X86_ISAS)
+  if constexpr (isa == Isa::Avx512) return span_has_prefix_avx512<Stored>(bits, len, low_bits, fast);
+  if constexpr (isa == Isa::Avx2) return span_has_prefix_avx2<Stored>(bits, len, low_bits, fast);
+#endif
+  return span_has_prefix_baseline<Stored>(bits, len, low_bits, fast);
+}
 
 template <typename Stored>
 class RadixSelect {
-  using Compute = typename Element<Stored>::Compute;
-  using Keys = KeyOf<Compute>;
+  using Keys = FloatKeys<Stored>;
   using Key = typename Keys::Key;
-  static constexpr int kKeyBits = 8 * sizeof(Key);
+  static constexpr int kKeyBits = Keys::kBits;
 
  public:
-  RadixSelect(const Stored* data, int64_t n) : data_(data), n_(n) {}
+  RadixSelect(const void* data, int64_t n)
+      : bits_(static_cast<const Key*>(data)), n_(n), threads_(n > (1 << 16) ? omp_get_max_threads() : 1) {}
 
   std::vector<double> select(const std::vector<int64_t>& ranks) {
     // Per wanted rank: the key bits fixed so far (`fixed_` of them), the rank left within the
     // keys that share them, and how many keys do.
     std::vector<Target> targets;
     for (int64_t r : ranks) targets.push_back({0, r, n_});
-    while (fixed_ < kKeyBits && (fixed_ == 0 || largest_bucket(targets) > kGatherLimit)) refine(targets);
-    if (fixed_ < kKeyBits) gather_and_select(targets);
+    refine(targets);
+    while (fixed_ < kKeyBits) {
+      const int slots = int(distinct_prefixes(targets).size());
+      const int digit_bits = std::min(kKeyBits - fixed_, slots <= kWideDigitSlots ? kWideDigitBits : kNarrowDigitBits);
+      if (largest_bucket(targets) <= kGatherLimit && digit_bits < kKeyBits - fixed_) {
+        gather_and_select(targets);
+        break;
+      }
+      refine(targets, digit_bits);
+    }
     std::vector<double> values;
     for (const Target& t : targets) values.push_back(double(Keys::value(t.prefix)));
     return values;
@@ -83,10 +106,6 @@ class RadixSelect {
     int64_t rank;
     int64_t bucket;
   };
-
-  Key key(int64_t i) const { return Keys::of(Element<Stored>::load(data_[i])); }
-  // The fixed high bits of a key (0 before the first pass).
-  Key high(Key k) const { return fixed_ == 0 ? Key(0) : Key(k >> (kKeyBits - fixed_)); }
 
   static int64_t largest_bucket(const std::vector<Target>& targets) {
     int64_t most = 0;
@@ -106,117 +125,135 @@ class RadixSelect {
     return int(std::lower_bound(prefixes.begin(), prefixes.end(), prefix) - prefixes.begin());
   }
 
-  // The first digit of every key in [begin, end), counted into kCopies histograms in turn: weights
-  // crowd into a few exponents, and back-to-back increments of one counter would each wait for
-  // the last (a store-to-load dependency), which made this pass several times slower than a read.
-  void count_first_digit(int64_t begin, int64_t end, int shift, int64_t bins, int64_t* hist) const {
-    int64_t i = begin;
-    for (; i + kCopies <= end; i += kCopies)
-      for (int c = 0; c < kCopies; ++c) ++hist[c * bins + int64_t(key(i + c) >> shift)];
-    for (; i < end; ++i) ++hist[key(i) >> shift];
-  }
-
-  // One pass: histogram the next digit of the keys in each wanted bucket; narrow every target.
-  void refine(std::vector<Target>& targets) {
-    const int digit_bits = fixed_ == 0 ? Keys::kFirstDigitBits : std::min(kDigitBits, kKeyBits - fixed_);
-    const int shift = kKeyBits - fixed_ - digit_bits;
-    const int64_t bins = int64_t(1) << digit_bits;
-    const std::vector<Key> prefixes = distinct_prefixes(targets);
-    const int slots = int(prefixes.size());
-    std::vector<int64_t> counts(size_t(slots * bins), 0);
+  // Runs count(begin, end, local) over the keys split among the threads, each counting into its
+  // own `copies` x `bins` 32-bit counters, and returns the `bins` sums. Counters are merged (and
+  // cleared) every kFlush keys, so no 32-bit counter can overflow.
+  template <typename Count>
+  std::vector<int64_t> count_pass(size_t bins, int copies, Count&& count) const {
+    std::vector<int64_t> counts(bins, 0);
     // Allocated outside the parallel region: an exception inside one would terminate the process.
-    const int threads = n_ > (1 << 16) ? omp_get_max_threads() : 1;
-    std::vector<int64_t> locals(size_t(threads) * kCopies * counts.size(), 0);
-
-#pragma omp parallel num_threads(threads)
+    std::vector<uint32_t> locals(size_t(threads_) * copies * bins, 0);
+#pragma omp parallel num_threads(threads_)
     {
       // Split by the team OpenMP actually started, which may be smaller than asked for.
       const int t = omp_get_thread_num(), team = omp_get_num_threads();
-      int64_t* local = locals.data() + size_t(t) * kCopies * counts.size();
+      uint32_t* local = locals.data() + size_t(t) * copies * bins;
       const int64_t chunk = (n_ + team - 1) / team;
       const int64_t begin = std::min(n_, chunk * t), end = std::min(n_, begin + chunk);
-      if (fixed_ == 0)
-        count_first_digit(begin, end, shift, bins, local);
-      else
-        for (int64_t i = begin; i < end; ++i) {
-          const Key k = key(i);
-          const Key h = high(k);
-          const size_t digit = size_t((k >> shift) & Key(bins - 1));
-          for (int s = 0; s < slots; ++s)
-            if (h == prefixes[s]) ++local[size_t(s) * bins + digit];
-        }
+      for (int64_t start = begin; start < end; start += kFlush) {
+        count(start, std::min(end, start + kFlush), local);
 #pragma omp critical
-      for (int c = 0; c < kCopies; ++c)
-        for (size_t i = 0; i < counts.size(); ++i) counts[i] += local[c * counts.size() + i];
+        for (int c = 0; c < copies; ++c)
+          for (size_t i = 0; i < bins; ++i) counts[i] += local[c * bins + i];
+        std::fill(local, local + copies * bins, 0u);
+      }
     }
+    return counts;
+  }
 
-    if (fixed_ == 0)  // the first digit holds sign and exponent: a bucket is all finite or not
-      for (int64_t b = 0; b < bins; ++b)
-        if (counts[b] > 0 && !Keys::finite(Key(b) << shift)) throw std::domain_error("weights contain NaN or Inf values");
+  // Narrows every target by the next `digit_bits` bits of its keys (the first digit: of all keys).
+  void refine(std::vector<Target>& targets, int digit_bits = std::min(kFirstDigitBits, kKeyBits)) {
+    const int shift = kKeyBits - fixed_ - digit_bits;
+    const size_t bins = size_t(1) << digit_bits;
+    const std::vector<Key> prefixes = distinct_prefixes(targets);
+    std::vector<int64_t> counts = fixed_ == 0 ? count_pass(bins, kCopies,
+                                                           [&](int64_t begin, int64_t end, uint32_t* local) {
+                                                             count_first_digit(begin, end, shift, bins, local);
+                                                           })
+                                              : count_pass(prefixes.size() * bins, 1,
+                                                           [&](int64_t begin, int64_t end, uint32_t* local) {
+                                                             count_next_digit(begin, end, prefixes, shift, bins, local);
+                                                           });
+    if (fixed_ == 0)  // a first-digit bucket holds only finite keys or only NaN/Inf
+      for (size_t b = 0; b < bins; ++b)
+        if (counts[b] > 0 && !Keys::finite(Key(Key(b) << shift))) throw std::domain_error("weights contain NaN or Inf values");
 
     for (Target& t : targets) {
       const int64_t* hist = counts.data() + size_t(slot(prefixes, t.prefix)) * bins;
-      int64_t digit = 0;
+      size_t digit = 0;
       while (t.rank >= hist[digit]) t.rank -= hist[digit++];
-      t.prefix = (t.prefix << digit_bits) | Key(digit);
+      t.prefix = Key((fixed_ == 0 ? Key(0) : Key(t.prefix << digit_bits)) | Key(digit));
       t.bucket = hist[digit];
     }
     fixed_ += digit_bits;
   }
 
+  // The first digit of every key in [begin, end), counted into kCopies histograms in turn: weights
+  // crowd into a few buckets, and back-to-back increments of one counter would each wait for the
+  // last (a store-to-load dependency).
+  void count_first_digit(int64_t begin, int64_t end, int shift, size_t bins, uint32_t* local) const {
+    const Key* bits = bits_;
+    int64_t i = begin;
+    for (; i + kCopies <= end; i += kCopies)
+      for (int c = 0; c < kCopies; ++c) ++local[c * bins + size_t(Keys::of_bits(bits[i + c]) >> shift)];
+    for (; i < end; ++i) ++local[size_t(Keys::of_bits(bits[i]) >> shift)];
+  }
+
+  // The next digit of the keys in [begin, end) whose fixed bits are one of `prefixes`, into one
+  // histogram per prefix. Spans without such a key are skipped after a vectorised test.
+  void count_next_digit(int64_t begin, int64_t end, const std::vector<Key>& prefixes, int shift, size_t bins,
+                        uint32_t* local) const {
+    for_keys_with_prefix(begin, end, prefixes, [&](Key k, int s) {
+      ++local[size_t(s) * bins + size_t((k >> shift) & Key(bins - 1))];
+    });
+  }
+
+  // Calls fn(key, slot) for each key in [begin, end) whose high bits (all but the low
+  // kKeyBits - fixed_) are prefixes[slot].
+  template <typename Fn>
+  void for_keys_with_prefix(int64_t begin, int64_t end, const std::vector<Key>& prefixes, Fn&& fn) const {
+    const int low_bits = kKeyBits - fixed_;
+    const int slots = int(prefixes.size());
+    Key fast[kFastSlots];
+    for (int s = 0; s < kFastSlots; ++s) fast[s] = prefixes[size_t(std::min(s, slots - 1))];
+    const Key* bits = bits_;
+    dispatch_isa([&](auto isa) {
+      constexpr Isa kIsa = decltype(isa)::value;
+      for (int64_t start = begin; start < end; start += kSpan) {
+        const int64_t len = std::min(kSpan, end - start);
+        // Too many prefixes for the fast test: look at every key.
+        if (slots <= kFastSlots && !span_has_prefix<kIsa, Stored>(bits + start, len, low_bits, fast)) continue;
+        for (int64_t i = start; i < start + len; ++i) {
+          const Key k = Keys::of_bits(bits[i]);
+          const int s = slot(prefixes, Key(k >> low_bits));
+          if (s < slots && prefixes[size_t(s)] == Key(k >> low_bits)) fn(k, s);
+        }
+      }
+      return 0;
+    });
+  }
+
   // One pass: gather every key of the wanted buckets, then select each rank among them.
   void gather_and_select(std::vector<Target>& targets) {
     const std::vector<Key> prefixes = distinct_prefixes(targets);
-    const int slots = int(prefixes.size());
     // Each bucket's size is known from the last histogram: fill preallocated buckets (the keys
     // that match are few, so the shared fill counters see little contention).
-    std::vector<std::vector<Key>> buckets(slots);
-    for (const Target& t : targets) buckets[slot(prefixes, t.prefix)].resize(size_t(t.bucket));
-    std::vector<int64_t> filled(slots, 0);
-
-    // Locals, not members: the loop must not reload them around the stores into the buckets.
-    const Stored* data = data_;
-    const int64_t n = n_;
-    const int low_bits = kKeyBits - fixed_;  // > 0: select() refines at least once first
-    auto insert = [&](int64_t i) {
-      const Key k = Keys::of(Element<Stored>::load(data[i]));
-      const int s = slot(prefixes, k >> low_bits);
-      if (s == slots || prefixes[size_t(s)] != k >> low_bits) return;
-      int64_t at;
+    std::vector<std::vector<Key>> buckets(prefixes.size());
+    for (const Target& t : targets) buckets[size_t(slot(prefixes, t.prefix))].resize(size_t(t.bucket));
+    std::vector<int64_t> filled(prefixes.size(), 0);
+#pragma omp parallel num_threads(threads_)
+    {
+      const int t = omp_get_thread_num(), team = omp_get_num_threads();
+      const int64_t chunk = (n_ + team - 1) / team;
+      const int64_t begin = std::min(n_, chunk * t), end = std::min(n_, begin + chunk);
+      for_keys_with_prefix(begin, end, prefixes, [&](Key k, int s) {
+        int64_t at;
 #pragma omp atomic capture
-      at = filled[s]++;
-      buckets[s][size_t(at)] = k;
-    };
-    // Up to kFastSlots prefixes, a span of keys is first tested with a branch-free (vectorised)
-    // comparison; the few spans holding a wanted key are then gathered one key at a time.
-    Key fast[kFastSlots];
-    for (int s = 0; s < kFastSlots; ++s) fast[s] = prefixes[std::min(s, slots - 1)];
-    const int64_t spans = (n + kSpan - 1) / kSpan;
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-    for (int64_t span = 0; span < spans; ++span) {
-      const int64_t begin = span * kSpan, end = std::min(n, begin + kSpan);
-      Key hits = slots > kFastSlots;  // too many prefixes for the fast test: look at every key
-      if (!hits)
-        for (int64_t i = begin; i < end; ++i) {
-          const Key h = Keys::of(Element<Stored>::load(data[i])) >> low_bits;
-          Key hit = 0;
-          for (int s = 0; s < kFastSlots; ++s) hit |= Key(h == fast[s]);
-          hits += hit;
-        }
-      if (hits)
-        for (int64_t i = begin; i < end; ++i) insert(i);
+        at = filled[size_t(s)]++;
+        buckets[size_t(s)][size_t(at)] = k;
+      });
     }
-
     for (Target& t : targets) {
-      std::vector<Key>& keys = buckets[slot(prefixes, t.prefix)];
+      std::vector<Key>& keys = buckets[size_t(slot(prefixes, t.prefix))];
       std::nth_element(keys.begin(), keys.begin() + t.rank, keys.end());
-      t.prefix = keys[t.rank];
+      t.prefix = keys[size_t(t.rank)];
     }
     fixed_ = kKeyBits;
   }
 
-  const Stored* data_;
+  const Key* bits_;
   int64_t n_;
+  int threads_;
   int fixed_ = 0;
 };
 
@@ -227,7 +264,9 @@ std::vector<double> order_statistics(const void* values, DType dtype, int64_t n,
   for (int64_t r : ranks)
     if (r < 0 || r >= n) throw std::out_of_range("rank " + std::to_string(r) + " outside 0.." + std::to_string(n - 1));
   return dispatch_float(dtype, [&](auto stored) {
-    return RadixSelect<decltype(stored)>(static_cast<const decltype(stored)*>(values), n).select(ranks);
+    using Stored = decltype(stored);
+    if (std::optional<std::vector<double>> found = bracket::select<Stored>(values, n, ranks)) return *found;
+    return RadixSelect<Stored>(values, n).select(ranks);
   });
 }
 

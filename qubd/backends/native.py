@@ -37,6 +37,16 @@ def _histograms(bits: int) -> torch.Tensor:
     return torch.empty(bits, BLOCK_CODES, dtype=torch.int64)
 
 
+def value_bounds(ws: Sequence[torch.Tensor]) -> torch.Tensor:
+    # One native pass per tensor: min and max of the order-preserving keys, the finite check included.
+    ws = [w.contiguous() for w in ws]
+    bounds = torch.empty(len(ws), 2, dtype=torch.float64)
+    _C.value_bounds(
+        [w.data_ptr() for w in ws], [_dtype_code(w) for w in ws], [w.numel() for w in ws], bounds.data_ptr()
+    )
+    return bounds
+
+
 def order_statistics(w: torch.Tensor, ranks: list[int]) -> torch.Tensor:
     w = w.contiguous()
     values = _C.order_statistics(w.data_ptr(), _dtype_code(w), w.numel(), list(ranks))

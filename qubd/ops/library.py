@@ -1,7 +1,7 @@
 """Every qubd op's schema, declared once with torch.library, with its fake and, for the composites,
 its implementation.
 
-Primitive ops (``order_statistics``, ``quantize_to_grid``, ``plane_histograms``,
+Primitive ops (``value_bounds``, ``order_statistics``, ``quantize_to_grid``, ``plane_histograms``,
 ``weight_histograms``, ``weight_histograms_batched``, ``ctm_score``, ``weight_scores``,
 ``weight_scores_batched``, ``weight_scores_and_ones_batched``) have a kernel per backend and
 device (registered by ``qubd.ops.dispatch``). The public ops (``quantize``, ``bdm``, ``qubd``,
@@ -21,6 +21,7 @@ from qubd.reference.quantize import code_dtype
 lib = torch.library.Library("qubd", "DEF")
 
 # Primitives: one kernel per backend and device.
+lib.define("value_bounds(Tensor[] ws) -> Tensor")
 lib.define("order_statistics(Tensor w, int[] ranks) -> Tensor")
 lib.define("quantize_to_grid(Tensor w, float lo, float delta, int bits) -> Tensor")
 lib.define("plane_histograms(Tensor q, int bits) -> Tensor")
@@ -42,6 +43,7 @@ lib.define("qubd(Tensor w, int bits=8, float? clip=None) -> Tensor")
 lib.define("qubd_batched(Tensor[] ws, int bits=8, float? clip=None) -> Tensor")
 
 PRIMITIVE_OPS = (
+    "value_bounds",
     "order_statistics",
     "quantize_to_grid",
     "plane_histograms",
@@ -68,6 +70,11 @@ def _fake(op: str):
         return fn
 
     return register
+
+
+@_fake("value_bounds")
+def _(ws):
+    return ws[0].new_empty(len(ws), 2, dtype=torch.float64)
 
 
 @_fake("order_statistics")

@@ -148,6 +148,14 @@ def check_bdm(x: torch.Tensor) -> None:
 # torch.ops.qubd call can never hand a kernel something it would misread.
 
 
+def _value_bounds(ws: list[torch.Tensor]) -> None:
+    if not ws:
+        raise ValueError("ws must hold at least one tensor")
+    for i, w in enumerate(ws):
+        check_float_values(w, f"weights[{i}]")
+    check_one_device(ws)
+
+
 def _order_statistics(w: torch.Tensor, ranks: list[int]) -> None:
     check_float_values(w)
     bad = [r for r in ranks if not 0 <= r < w.numel()]
@@ -202,6 +210,7 @@ def _ctm_score(histograms: torch.Tensor) -> None:
 
 
 SHAPE_CHECKS = {
+    "value_bounds": _value_bounds,
     "order_statistics": _order_statistics,
     "quantize_to_grid": _quantize_to_grid,
     "weight_histograms": _weight_histograms,

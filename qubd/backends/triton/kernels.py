@@ -8,6 +8,9 @@ from qubd.backends.triton.histograms import plane_histograms, weight_histograms,
 from qubd.backends.triton.order_statistics import order_statistics
 from qubd.backends.triton.quantize import quantize_to_grid
 
+# torch.aminmax is one fused reduction on CUDA already: the reference serves.
+from qubd.reference.value_bounds import value_bounds
+
 weight_scores = scores_of_histograms.per_tensor(weight_histograms, ctm_score)
 # Each plane's sum has a fixed order (ctm_score's fixed split), so a batch scores as one at a time.
 weight_scores_batched = scores_of_histograms.one_launch(weight_histograms_batched, ctm_score)

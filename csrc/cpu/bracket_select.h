@@ -1,0 +1,211 @@
+// Exact order statistics of a large tensor in one vectorised pass, when a sample brackets them.
+//
+// A sample of the keys (runs of kRun neighbours spread over the data) gives, for each wanted rank,
+// a key interval [a, b] that holds it with a wide margin. One pass then counts, per interval, the
+// keys below a, takes the min and max key (the finite check) and flags the keys inside an interval
+// (one flat branch-free loop per chunk, vectorised per instruction set); the flagged keys, a few
+// per thousand, are gathered from the flags 8 at a time. A rank r lies in its
+// interval exactly when below <= r < below + inside, which the counts prove; nth_element among the
+// gathered keys then gives it exactly. Where the counts do not prove it (a sample unlike the rest of
+// the data), or an interval would gather too many keys, the caller falls back to radix selection:
+// the sample affects the speed, never the answer.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <vector>
+
+#include "float_keys.h"
+#include "isa.h"
+
+namespace qubd::cpu {
+namespace bracket {
+
+constexpr int64_t kMinSize = int64_t(1) << 20;  // below this, radix selection is cheap enough
+constexpr int kMaxIntervals = 2;                 // clipping wants two: one per tail
+constexpr int64_t kSample = 1 << 15;
+constexpr int64_t kRun = 16;                     // neighbours sampled together (a cache line of float32)
+constexpr int64_t kChunk = 1 << 14;              // keys per scheduling chunk
+
+template <typename Key>
+struct Interval {
+  Key a = 1, b = 0;  // empty: no key is in [1, 0]
+};
+
+template <typename Key>
+struct ChunkCounts {
+  uint32_t below[kMaxIntervals] = {};
+  Key lo = std::numeric_limits<Key>::max(), hi = 0;
+};
+
+// The branch-free part of the pass over a chunk of at most kChunk keys: the keys below each
+// interval, min and max, and inside[i] = whether key i is inside an interval. Compared as signed
+// integers (key ^ sign bit), which every instruction set compares natively; one flat loop, so the
+// reductions stay in vector registers until its end.
+template <typename Stored, typename Key = typename FloatKeys<Stored>::Key>
+[[gnu::always_inline]] inline ChunkCounts<Key> scan_chunk_body(const Key* bits, int64_t len,
+                                                               const Interval<Key>* intervals, uint8_t* inside) {
+  using Signed = std::make_signed_t<Key>;
+  constexpr Key kSign = FloatKeys<Stored>::kSign;
+  constexpr int kShift = FloatKeys<Stored>::kBits - 1;
+  const Signed a0 = Signed(intervals[0].a ^ kSign), b0 = Signed(intervals[0].b ^ kSign);
+  const Signed a1 = Signed(intervals[1].a ^ kSign), b1 = Signed(intervals[1].b ^ kSign);
+  // Counters as wide as the keys (one vector width throughout): a chunk's counts fit in 16 bits.
+  static_assert(kChunk < (int64_t(1) << 16), "a chunk's counts must fit in a 16-bit key");
+  Key below0 = 0, below1 = 0;
+  Signed lo = std::numeric_limits<Signed>::max(), hi = std::numeric_limits<Signed>::min();
+  for (int64_t i = 0; i < len; ++i) {
+    const Key u = bits[i];
+    const Signed k = Signed(u ^ Key(Key(Signed(u) >> kShift) >> 1));  // a negative value's magnitude flipped
+    below0 += Key(k < a0);
+    below1 += Key(k < a1);
+    inside[i] = uint8_t(((k >= a0) & (k <= b0)) | ((k >= a1) & (k <= b1)));
+    lo = k < lo ? k : lo;
+    hi = k > hi ? k : hi;
+  }
+  ChunkCounts<Key> counts;
+  counts.below[0] = below0;
+  counts.below[1] = below1;
+  counts.lo = Key(Key(lo) ^ kSign);
+  counts.hi = Key(Key(hi) ^ kSign);
+  return counts;
+}
+template <typename Stored, typename Key>
+ChunkCounts<Key> scan_chunk_baseline(const Key* bits, int64_t len, const Interval<Key>* intervals, uint8_t* inside) {
+  return scan_chunk_body<Stored>(bits, len, intervals, inside);
+}
+#if defined(QUBD_X86_ISAS)
+template <typename Stored, typename Key>
+QUBD_TARGET_AVX2 ChunkCounts<Key> scan_chunk_avx2(const Key* bits, int64_t len, const Interval<Key>* intervals,
+                                                  uint8_t* inside) {
+  return scan_chunk_body<Stored>(bits, len, intervals, inside);
+}
+template <typename Stored, typename Key>
+QUBD_TARGET_AVX512 ChunkCounts<Key> scan_chunk_avx512(const Key* bits, int64_t len, const Interval<Key>* intervals,
+                                                      uint8_t* inside) {
+  return scan_chunk_body<Stored>(bits, len, intervals, inside);
+}
+#endif
+template <Isa isa, typename Stored, typename Key>
+ChunkCounts<Key> scan_chunk(const Key* bits, int64_t len, const Interval<Key>* intervals, uint8_t* inside) {
+#if defined(QUBD_X86_ISAS)
+  if constexpr (isa == Isa::Avx512) return scan_chunk_avx512<Stored>(bits, len, intervals, inside);
+  if constexpr (isa == Isa::Avx2) return scan_chunk_avx2<Stored>(bits, len, intervals, inside);
+#endif
+  return scan_chunk_baseline<Stored>(bits, len, intervals, inside);
+}
+
+// The wanted ranks' values (in the order of `ranks`), or nothing where the sample's intervals
+// cannot be proven to hold them. Throws std::domain_error if the data hold NaN or Inf.
+template <typename Stored>
+std::optional<std::vector<double>> select(const void* data, int64_t n, const std::vector<int64_t>& ranks) {
+  using Keys = FloatKeys<Stored>;
+  using Key = typename Keys::Key;
+  if (n < kMinSize) return std::nullopt;
+  const Key* bits = static_cast<const Key*>(data);
+
+  // The sample: kSample / kRun runs of kRun neighbours, evenly spread.
+  std::vector<Key> sample;
+  sample.reserve(size_t(kSample));
+  const int64_t runs = kSample / kRun, stride = n / runs;
+  for (int64_t r = 0; r < runs; ++r)
+    for (int64_t i = 0; i < kRun; ++i) sample.push_back(Keys::of_bits(bits[r * stride + i]));
+  std::sort(sample.begin(), sample.end());
+
+  // Each rank's interval: its sample position widened by 8 standard deviations of the sampled
+  // count (as if the sample were independent draws) and one run; overlapping ones merge.
+  std::vector<int64_t> sorted_ranks = ranks;
+  std::sort(sorted_ranks.begin(), sorted_ranks.end());
+  std::vector<Interval<Key>> intervals;
+  for (int64_t r : sorted_ranks) {
+    const double p = (double(r) + 0.5) / double(n);
+    const double margin = 8.0 * std::sqrt(double(kSample) * p * (1 - p)) + kRun;
+    const int64_t first = int64_t(std::floor(p * kSample - margin)), last = int64_t(std::ceil(p * kSample + margin));
+    Interval<Key> interval;
+    interval.a = first <= 0 ? Key(0) : sample[size_t(first)];
+    interval.b = last >= kSample - 1 ? std::numeric_limits<Key>::max() : sample[size_t(last)];
+    if (!intervals.empty() && interval.a <= intervals.back().b)
+      intervals.back().b = std::max(intervals.back().b, interval.b);
+    else
+      intervals.push_back(interval);
+  }
+  if (intervals.size() > size_t(kMaxIntervals)) return std::nullopt;
+  const int used = int(intervals.size());
+  intervals.resize(kMaxIntervals);
+  // An interval expected to hold more than this share of the data is not worth gathering.
+  const int64_t gather_limit = std::max<int64_t>(n / 64, 1 << 16);
+
+  const int threads = omp_get_max_threads();
+  std::vector<std::vector<std::vector<Key>>> inside(static_cast<size_t>(threads), std::vector<std::vector<Key>>(kMaxIntervals));
+  std::vector<int64_t> below(kMaxIntervals, 0);
+  Key lo = std::numeric_limits<Key>::max(), hi = 0;
+  bool overflow = false;
+  const Interval<Key>* in = intervals.data();
+  dispatch_isa([&](auto isa) {
+    constexpr Isa kIsa = decltype(isa)::value;
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<std::vector<Key>>& mine = inside[size_t(omp_get_thread_num())];
+      int64_t my_below[kMaxIntervals] = {};
+      Key my_lo = std::numeric_limits<Key>::max(), my_hi = 0;
+      bool my_overflow = false;
+      uint8_t inside[kChunk + 8] = {};  // a word may read past `len`: those flags are masked off
+#pragma omp for schedule(static)
+      for (int64_t start = 0; start < n; start += kChunk) {
+        const int64_t len = std::min(kChunk, n - start);
+        const ChunkCounts<Key> c = scan_chunk<kIsa, Stored>(bits + start, len, in, inside);
+        for (int j = 0; j < kMaxIntervals; ++j) my_below[j] += c.below[j];
+        my_lo = std::min(my_lo, c.lo);
+        my_hi = std::max(my_hi, c.hi);
+        if (my_overflow) continue;
+        // The flags 8 at a time; the few keys inside go to their interval's list.
+        for (int64_t i = 0; i < len; i += 8) {
+          uint64_t flags;
+          std::memcpy(&flags, inside + i, 8);
+          if (i + 8 > len) flags &= (uint64_t(1) << (8 * (len - i))) - 1;
+          for (; flags != 0; flags &= flags - 1) {
+            const Key k = Keys::of_bits(bits[start + i + __builtin_ctzll(flags) / 8]);
+            for (int j = 0; j < used; ++j)
+              if (k >= in[j].a && k <= in[j].b) mine[size_t(j)].push_back(k);
+          }
+        }
+        for (int j = 0; j < used; ++j) my_overflow |= int64_t(mine[size_t(j)].size()) > gather_limit;
+      }
+#pragma omp critical
+      {
+        for (int j = 0; j < kMaxIntervals; ++j) below[size_t(j)] += my_below[j];
+        lo = std::min(lo, my_lo);
+        hi = std::max(hi, my_hi);
+        overflow |= my_overflow;
+      }
+    }
+    return 0;
+  });
+  if (overflow) return std::nullopt;  // counts are partial: prove nothing from them
+  if (!Keys::finite(lo) || !Keys::finite(hi)) throw std::domain_error("weights contain NaN or Inf values");
+
+  std::vector<std::vector<Key>> gathered(static_cast<size_t>(used));
+  for (int j = 0; j < used; ++j)
+    for (const auto& part : inside) gathered[size_t(j)].insert(gathered[size_t(j)].end(), part[j].begin(), part[j].end());
+  std::vector<double> values;
+  for (int64_t r : ranks) {
+    int j = 0;
+    while (j < used && !(r >= below[size_t(j)] && r < below[size_t(j)] + int64_t(gathered[size_t(j)].size()))) ++j;
+    if (j == used) return std::nullopt;
+    std::vector<Key>& keys = gathered[size_t(j)];
+    const auto at = keys.begin() + (r - below[size_t(j)]);
+    std::nth_element(keys.begin(), at, keys.end());
+    values.push_back(double(Keys::value(*at)));
+  }
+  return values;
+}
+
+}  // namespace bracket
+}  // namespace qubd::cpu
