@@ -93,6 +93,11 @@ SMOKES = {
         + ("--other-tensors", "100"),
         ("qubd 4x4", "qubd_batched (100 | 100)", "qubd_batched of 100 4x4 tensors here"),
     ),
+    "small_tensors.py": Smoke(
+        "small_tensors.py",
+        (_script("small_tensors.py"), str(REPO), "--rounds", "1", "--tensors", "50", "--other-tensors", "50"),
+        ("case (per scored tensor)", "small, clip None", "50 4x4 tensors here, small, CLI"),
+    ),
     "bench_bdm_api.py, bench_qubd.py": Smoke(  # one pytest run, one case of each benchmark function
         "bench_bdm_api.py",
         (*PYTEST, *PYTEST_CASES),
