@@ -5,7 +5,8 @@ at percentile ``clip``: ``lo, hi = quantile(W, q), quantile(W, 1 - q)`` with ``q
 and exactly ``torch.quantile``'s linear interpolation, for tensors of any size (``torch.quantile``
 itself refuses more than 2**24 elements). The order statistics the quantiles interpolate come from
 the caller (the op layer passes ``torch.ops.qubd.order_statistics``), so this module imports nothing
-of the ops that use it.
+of the ops that use it; those of many small tensors at once from ``order_statistics_batched``, looked
+up in torch's dispatcher as ``value_bounds`` is. Batched or not, a tensor's range has the same bits.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def clip_range(
     ``select(ranks)``, their sorted values at those 0-based ranks (one process's
     ``order_statistics``, or the distributed one of ``qubd.distributed``)."""
     ranks = _clip_ranks(n, clip, dtype)
-    lo, hi = _interpolate([ranks], select(ranks.wanted), dtype)[0]
+    lo, hi = _interpolate([ranks], select(list(ranks.wanted)), dtype)[0]
     return lo, hi
 
 
