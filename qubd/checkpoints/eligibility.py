@@ -53,6 +53,7 @@ def nonfinite_count(w: torch.Tensor) -> int:
     bounds are finite exactly when every value is) decides; only then are the bad values counted."""
     if w.numel() == 0:
         return 0
-    if bool(torch.ops.qubd.value_bounds([as_scorable(w)]).isfinite().all()):
+    w = as_scorable(w)
+    if bool(torch.ops.qubd.value_bounds([w]).isfinite().all()):
         return 0
     return int(w.numel() - torch.isfinite(w).sum().item())
