@@ -7,7 +7,8 @@ run (the machine is shared and noisy): `w.sum()` of the same tensor is the read 
 `ops.qubd` path the reference for robust clipping. "range" is the range pass alone
 (`value_bounds`: min, max and the finite check), "order stats" the exact order statistics that
 clipping at 99.9 asks for. The small-tensor rows time --small tensors of 4x4 (at most 200 through
-the dense path, 2,000 through the op) and give the per-tensor cost.
+the dense path, 2,000 through the op) and give the per-tensor cost; the last row the grids of all of
+them at once (`quant_grids`, min/max and clip 99.9) and `ops.qubd_batched` with clip 99.9.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import qubd
 from qubd import _C
 from qubd.backends import native
 from qubd.ctm.tables import ctm16
-from qubd.range import clip_range, compute_dtype, quant_grid, value_range
+from qubd.range import clip_range, compute_dtype, quant_grid, quant_grids, value_range
 
 
 def large(side: int, repeats: int) -> None:
@@ -93,6 +94,12 @@ def small(count: int) -> None:
     print(f"4x4 tensors, 1 thread: _C.weight_scores {t_sparse * 1e6:.1f} us each;"
           f" dense histograms + ctm_score {t_dense * 1e6:.0f} us each;"
           f" ops.qubd (Python layer included) {t_op * 1e6:.0f} us each")  # fmt: skip
+    ostat = torch.ops.qubd.order_statistics
+    t_grids = {clip: best_time(partial(quant_grids, ws, clip, 8, ostat), 3) / count for clip in (None, 99.9)}
+    t_batched = best_time(partial(qubd.ops.qubd_batched, ws, 8, 99.9), 3) / count
+    print(f"{count} 4x4 tensors at once: quant_grids {t_grids[None] * 1e6:.1f} us each (min/max),"
+          f" {t_grids[99.9] * 1e6:.1f} us each (clip 99.9); ops.qubd_batched clip 99.9"
+          f" {t_batched * 1e6:.1f} us each")  # fmt: skip
 
 
 def main() -> None:

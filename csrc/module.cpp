@@ -68,6 +68,17 @@ PYBIND11_MODULE(_C, m) {
       },
       release);
   m.def(
+      "order_statistics_batched",
+      [](const std::vector<uintptr_t>& values, const std::vector<int>& dtypes, const std::vector<int64_t>& counts,
+         const std::vector<std::vector<int64_t>>& ranks, uintptr_t out) {
+        std::vector<const void*> pointers;
+        std::vector<DType> types;
+        for (uintptr_t v : values) pointers.push_back(ptr<const void>(v));
+        for (int d : dtypes) types.push_back(DType(d));
+        qubd::cpu::order_statistics_batched(pointers, types, counts, ranks, ptr<double>(out));
+      },
+      release);
+  m.def(
       "ctm_score",
       [](uintptr_t histograms, int planes, uintptr_t ctm16, uintptr_t scores) {
         qubd::cpu::ctm_score(ptr<const int64_t>(histograms), planes, ptr<const double>(ctm16), ptr<double>(scores));

@@ -5,11 +5,13 @@ at percentile ``clip``: ``lo, hi = quantile(W, q), quantile(W, 1 - q)`` with ``q
 and exactly ``torch.quantile``'s linear interpolation, for tensors of any size (``torch.quantile``
 itself refuses more than 2**24 elements). The order statistics the quantiles interpolate come from
 the caller (the op layer passes ``torch.ops.qubd.order_statistics``), so this module imports nothing
-of the ops that use it.
+of the ops that use it; those of many small tensors at once from ``order_statistics_batched``, looked
+up in torch's dispatcher as ``value_bounds`` is. Batched or not, a tensor's range has the same bits.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +44,23 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+# Tensors of at most this many values have their clipped ranges selected together, in one
+# ``order_statistics_batched`` call (hundreds of thousands of small tensors: one dispatch, not one
+# each); a larger tensor's selection, whose call costs nothing beside its passes, one at a time.
+BATCHED_SELECT_MAX = 1 << 16
+
+
+@dataclass(frozen=True)
+class _ClipRanks:
+    """What ``clip`` of ``n`` values asks for: the distinct ranks wanted (ascending), and for the
+    lower and upper quantile torch.quantile's below and above rank (as positions in ``wanted``) and
+    interpolation weight."""
+
+    wanted: list[int]
+    positions: tuple[int, int, int, int]  # lower below, lower above, upper below, upper above
+    weights: torch.Tensor  # [2] of the compute dtype
+
+
 def _quantile_rank(n: int, q: float, dtype: torch.dtype) -> tuple[int, int, torch.Tensor]:
     """torch.quantile's rank q*(n-1): below/above indices and the interpolation weight."""
     if n <= FLOAT32_EXACT_COUNT or dtype == torch.float64:
@@ -53,18 +72,37 @@ def _quantile_rank(n: int, q: float, dtype: torch.dtype) -> tuple[int, int, torc
     return below, above, (rank - below).to(dtype).reshape(1)
 
 
+@functools.lru_cache(maxsize=1024)  # a model's small tensors share a few sizes
+def _clip_ranks(n: int, clip: float, dtype: torch.dtype) -> _ClipRanks:
+    q = (1 - clip / 100) / 2
+    quantiles = [_quantile_rank(n, p, dtype) for p in (q, 1 - q)]
+    wanted = sorted({r for below, above, _ in quantiles for r in (below, above)})
+    positions = tuple(wanted.index(r) for below, above, _ in quantiles for r in (below, above))
+    return _ClipRanks(wanted, positions, torch.cat([weight for _, _, weight in quantiles]))  # type: ignore[arg-type]
+
+
+def _interpolate(ranks: Sequence[_ClipRanks], values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[len(ranks), 2] CPU tensor of ``dtype``: each tensor's (lo, hi), torch.quantile's lerp of
+    ``values``, the sorted values at each ``ranks[i].wanted``, one tensor's after another."""
+    values = values.to("cpu", dtype)
+    counts = np.array([len(r.wanted) for r in ranks])
+    at = np.array([r.positions for r in ranks]).reshape(-1, 4) + (np.cumsum(counts) - counts)[:, None]
+    # Into a strided output, so that torch runs its scalar loop on every element: the bits of
+    # torch.quantile's lerp of one value, however many tensors there are.
+    out = torch.empty(2 * len(ranks), 2, dtype=dtype)[:, 0]
+    below, above = torch.from_numpy(at[:, 0::2].reshape(-1)), torch.from_numpy(at[:, 1::2].reshape(-1))
+    torch.lerp(values[below], values[above], torch.cat([r.weights for r in ranks]), out=out)
+    return out.reshape(len(ranks), 2)
+
+
 def clip_range(
     n: int, clip: float, dtype: torch.dtype, select: Callable[[list[int]], torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lo, hi)``: the ``clip`` quantiles of ``n`` values of compute dtype ``dtype``, given
     ``select(ranks)``, their sorted values at those 0-based ranks (one process's
     ``order_statistics``, or the distributed one of ``qubd.distributed``)."""
-    q = (1 - clip / 100) / 2
-    ranks = [_quantile_rank(n, p, dtype) for p in (q, 1 - q)]
-    wanted = sorted({r for below, above, _ in ranks for r in (below, above)})
-    values = select(wanted).to("cpu", dtype)
-    at = {r: values[i].reshape(1) for i, r in enumerate(wanted)}
-    lo, hi = (torch.lerp(at[below], at[above], weight)[0] for below, above, weight in ranks)
+    ranks = _clip_ranks(n, clip, dtype)
+    lo, hi = _interpolate([ranks], select(list(ranks.wanted)), dtype)[0]
     return lo, hi
 
 
@@ -83,23 +121,75 @@ def value_ranges(
     order_statistics: OrderStatistics,
     names: Sequence[str] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``value_range`` of each tensor (all on one device). Without clipping, the bounds of all
-    tensors come from one ``value_bounds`` call: one device sync, not one per tensor. ``names``
-    label the tensors in errors (default ``weights[i]``)."""
+    """``value_range`` of each tensor (all on one device), from a few ops in all: without clipping,
+    one ``value_bounds`` call (one device sync, not one per tensor); with it, one
+    ``order_statistics_batched`` call for the small tensors and ``order_statistics`` for each
+    large one. ``names`` label the tensors in errors (default ``weights[i]``)."""
+    ranges: list[tuple[torch.Tensor, torch.Tensor]] = [None] * len(ws)  # type: ignore[list-item]
+    for where, bounds in _ranges(ws, clip, order_statistics, names):
+        for i, (lo, hi) in zip(where, bounds, strict=True):
+            ranges[i] = (lo, hi)
+    return ranges
+
+
+def _ranges(
+    ws: Sequence[torch.Tensor],
+    clip: float | None,
+    order_statistics: OrderStatistics,
+    names: Sequence[str] | None,
+) -> list[tuple[list[int], torch.Tensor]]:
+    """Groups of tensors of one compute dtype: which tensors, and their (lo, hi) as a [count, 2] CPU
+    tensor of that dtype. ValueError naming the first tensor (in order) with NaN or Inf values."""
     names = names if names is not None else [f"weights[{i}]" for i in range(len(ws))]
-    if clip is not None:
-        ranges = []
-        for w, name in zip(ws, names, strict=True):
+    dtypes = [compute_dtype(w.dtype) for w in ws]
+    if clip is None:
+        bounds = _min_max(ws, names)
+        return [(where, bounds[where].to(dtype)) for dtype, where in _by_dtype(dtypes, range(len(ws)))]
+    groups = []
+    small = [i for i, w in enumerate(ws) if w.numel() <= BATCHED_SELECT_MAX]
+    first_bad = len(ws)
+    if small:
+        first_bad, groups = _clipped_small(ws, small, dtypes, clip)
+    for i, w in enumerate(ws[:first_bad]):
+        if w.numel() > BATCHED_SELECT_MAX:
             try:
-                ranges.append(value_range(w, clip, order_statistics))
+                groups.append(([i], torch.stack(value_range(w, clip, order_statistics)).reshape(1, 2)))
             except ValueError as err:
-                raise ValueError(f"{name}: {err}") from None
-        return ranges
-    bounds = _min_max(ws, names)
-    return [
-        (lo.to(compute_dtype(w.dtype)), hi.to(compute_dtype(w.dtype)))
-        for w, (lo, hi) in zip(ws, bounds, strict=True)
-    ]
+                raise ValueError(f"{names[i]}: {err}") from None
+    if first_bad < len(ws):
+        raise ValueError(f"{names[first_bad]}: weights contain NaN or Inf values")
+    return groups
+
+
+def _by_dtype(dtypes: Sequence[torch.dtype], indices: Sequence[int]) -> list[tuple[torch.dtype, list[int]]]:
+    """``indices`` grouped by ``dtypes[i]``, in order within each group."""
+    groups: dict[torch.dtype, list[int]] = {}
+    for i in indices:
+        groups.setdefault(dtypes[i], []).append(i)
+    return list(groups.items())
+
+
+def _clipped_small(
+    ws: Sequence[torch.Tensor], small: list[int], dtypes: list[torch.dtype], clip: float
+) -> tuple[int, list[tuple[list[int], torch.Tensor]]]:
+    """The clipped ranges of the tensors ``small`` from one ``order_statistics_batched`` call,
+    grouped as ``_ranges`` returns them, and the first of them with NaN or Inf values (``len(ws)``
+    if none; the ranges are then not to be used)."""
+    ranks = {i: _clip_ranks(ws[i].numel(), clip, dtypes[i]) for i in small}
+    # Looked up in torch's dispatcher, not imported: the op layer that declares it imports this module.
+    values = torch.ops.qubd.order_statistics_batched([ws[i] for i in small], [ranks[i].wanted for i in small])
+    values = values.detach().cpu()
+    counts = [len(ranks[i].wanted) for i in small]
+    finite = np.isfinite(values.numpy())
+    first_bad = len(ws) if finite.all() else int(np.repeat(small, counts)[np.argmin(finite)])
+    groups = []
+    for dtype, where in _by_dtype(dtypes, small):
+        if len(where) == len(small):
+            picked = values
+        else:
+            picked = values[torch.from_numpy(np.repeat([dtypes[i] == dtype for i in small], counts))]
+        groups.append((where, _interpolate([ranks[i] for i in where], picked, dtype)))
+    return first_bad, groups
 
 
 def _min_max(ws: Sequence[torch.Tensor], names: Sequence[str]) -> torch.Tensor:
@@ -122,22 +212,12 @@ def quant_grids(
     names: Sequence[str] | None = None,
 ) -> list[QuantGrid]:
     """``quant_grid(*value_range(w, clip), bits)`` of each tensor of ``ws``, labelled by ``names``
-    in errors (default ``weights[i]``). Without clipping the grids of all tensors come from a few
-    tensor ops in all, not a few per tensor (hundreds of thousands of small tensors)."""
+    in errors (default ``weights[i]``): the grids of all tensors come from a few tensor ops in all,
+    not a few per tensor (hundreds of thousands of small tensors)."""
     names = names if names is not None else [f"weights[{i}]" for i in range(len(ws))]
-    if clip is not None:
-        ranges = value_ranges(ws, clip, order_statistics, names)
-        return [
-            _grids(_array(lo), _array(hi), bits, [name])[0]
-            for (lo, hi), name in zip(ranges, names, strict=True)
-        ]
-    bounds = _min_max(ws, names)
-    by_dtype: dict[torch.dtype, list[int]] = {}
-    for i, w in enumerate(ws):
-        by_dtype.setdefault(compute_dtype(w.dtype), []).append(i)
     grids: list[QuantGrid] = [None] * len(ws)  # type: ignore[list-item]
-    for dtype, where in by_dtype.items():
-        part = (bounds if len(where) == len(ws) else bounds[where]).to(dtype).numpy()
+    for where, bounds in _ranges(ws, clip, order_statistics, names):
+        part = bounds.numpy()
         for i, grid in zip(
             where, _grids(part[:, 0], part[:, 1], bits, [names[i] for i in where]), strict=True
         ):

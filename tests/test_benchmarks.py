@@ -117,7 +117,7 @@ SMOKES = {
     "cpu_kernels.py": Smoke(
         "cpu_kernels.py",
         (_script("cpu_kernels.py"), "--side", "64", "--repeats", "1", "--small", "10"),
-        ("64x64, 8 planes", "float32", "bfloat16", "4x4 tensors, 1 thread"),
+        ("64x64, 8 planes", "float32", "bfloat16", "4x4 tensors, 1 thread", "4x4 tensors at once"),
     ),
     "bench_distributed.py bytes": Smoke(
         "bench_distributed.py",

@@ -19,6 +19,7 @@ from qubd.checkpoints import (
     CheckpointError,
     NameFilter,
     TensorEntry,
+    nonfinite_count,
     open_source,
     skip_reason,
     stream_tensors,
@@ -34,6 +35,22 @@ def _skips(source) -> dict[str, str | None]:
 
 
 # --- eligibility and filters -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16, torch.float8_e4m3fn]
+)
+@pytest.mark.parametrize("bad", [[], [float("nan")], [float("inf"), float("-inf")], [float("nan")] * 3])
+def test_nonfinite_count_counts_nan_and_inf(cpu_backend, dtype, bad):
+    w = torch.randn(7, 9, generator=torch.Generator().manual_seed(0)).to(dtype)
+    flat = w.view(-1)
+    for i, value in enumerate(bad):
+        flat[5 * i + 2] = value
+    expected = int((~torch.isfinite(w.to(torch.float64))).sum())
+    # fp8 e4m3fn has no infinity: +-Inf saturates to +-448 when stored, a NaN stays one
+    assert expected == (sum(v != v for v in bad) if dtype == torch.float8_e4m3fn else len(bad))  # v != v: NaN
+    assert nonfinite_count(w) == expected
+    assert nonfinite_count(w[:0]) == 0
 
 
 @pytest.mark.parametrize(

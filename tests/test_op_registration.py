@@ -22,6 +22,9 @@ def _cases() -> dict[str, list[tuple]]:
     return {
         "value_bounds": [([w, w.to(torch.bfloat16).reshape(-1), w.double()],)],
         "order_statistics": [(w, [0, 5, 95]), (w.double(), [17])],
+        "order_statistics_batched": [
+            ([w, w.to(torch.bfloat16).reshape(-1), w.double()], [[0, 5, 95], [], [17, 17]])
+        ],
         "quantize_to_grid": [(w, -3.0, 0.1, 6), (w.to(torch.bfloat16), -3.0, 0.01, 11)],
         "plane_histograms": [(codes, 4), (codes.bool(), 1)],
         "weight_histograms": [(w, -3.0, 0.1, 6), (w.double(), -3.0, float("inf"), 3)],

@@ -34,6 +34,11 @@ void value_bounds(const void* values, DType dtype, int64_t n, double* lo_hi);
 // compute type (float values of float32/bf16/fp16 data, double of float64 data).
 // Throws std::domain_error if the data hold NaN or Inf.
 std::vector<double> order_statistics(const void* values, DType dtype, int64_t n, const std::vector<int64_t>& ranks);
+// order_statistics of each tensor t (counts[t] values) at ranks[t], as doubles, one tensor after
+// another into `out` (room for every rank); NaN at every rank of a tensor holding NaN or Inf.
+void order_statistics_batched(const std::vector<const void*>& values, const std::vector<DType>& dtypes,
+                              const std::vector<int64_t>& counts, const std::vector<std::vector<int64_t>>& ranks,
+                              double* out);
 
 // k-ary blocks of `length` symbols as base-`nsymbols` codes, first symbol most significant.
 // kary_block_counts: the distinct codes (ascending) of the n / length non-overlapping blocks of

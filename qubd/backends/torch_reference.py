@@ -6,7 +6,7 @@ of every primitive op (``QUBD_BACKEND=torch`` runs it everywhere)."""
 from qubd.backends import scores_of_histograms
 from qubd.reference.blocks import plane_histograms, weight_histograms, weight_histograms_batched
 from qubd.reference.ctm_score import ctm_score
-from qubd.reference.order_statistics import order_statistics
+from qubd.reference.order_statistics import order_statistics, order_statistics_batched
 from qubd.reference.quantize import quantize_to_grid
 from qubd.reference.value_bounds import value_bounds
 

@@ -49,9 +49,11 @@ def as_scorable(w: torch.Tensor) -> torch.Tensor:
 
 
 def nonfinite_count(w: torch.Tensor) -> int:
-    """How many values are NaN or +-Inf. Fast when there are none: min and max propagate NaN and
-    show an infinity, so one ``aminmax`` pass decides; only then are the bad values counted."""
-    lo, hi = torch.aminmax(w)
-    if bool(torch.isfinite(lo)) and bool(torch.isfinite(hi)):
+    """How many values are NaN or +-Inf. Fast when there are none: one ``value_bounds`` pass (its
+    bounds are finite exactly when every value is) decides; only then are the bad values counted."""
+    if w.numel() == 0:
+        return 0
+    w = as_scorable(w)
+    if bool(torch.ops.qubd.value_bounds([w]).isfinite().all()):
         return 0
     return int(w.numel() - torch.isfinite(w).sum().item())

@@ -1,12 +1,12 @@
 """Every qubd op's schema, declared once with torch.library, with its fake and, for the composites,
 its implementation.
 
-Primitive ops (``value_bounds``, ``order_statistics``, ``quantize_to_grid``, ``plane_histograms``,
-``weight_histograms``, ``weight_histograms_batched``, ``ctm_score``, ``weight_scores``,
-``weight_scores_batched``, ``weight_scores_and_ones_batched``) have a kernel per backend and
-device (registered by ``qubd.ops.dispatch``). The public ops (``quantize``, ``bdm``, ``qubd``,
-``qubd_batched``) are composites of the primitives, the same on every device. Each op checks its
-arguments once, on entry (``qubd.ops.validation.checked``).
+Primitive ops (``value_bounds``, ``order_statistics``, ``order_statistics_batched``,
+``quantize_to_grid``, ``plane_histograms``, ``weight_histograms``, ``weight_histograms_batched``,
+``ctm_score``, ``weight_scores``, ``weight_scores_batched``, ``weight_scores_and_ones_batched``)
+have a kernel per backend and device (registered by ``qubd.ops.dispatch``). The public ops
+(``quantize``, ``bdm``, ``qubd``, ``qubd_batched``) are composites of the primitives, the same on
+every device. Each op checks its arguments once, on entry (``qubd.ops.validation.checked``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ lib = torch.library.Library("qubd", "DEF")
 # Primitives: one kernel per backend and device.
 lib.define("value_bounds(Tensor[] ws) -> Tensor")
 lib.define("order_statistics(Tensor w, int[] ranks) -> Tensor")
+# order_statistics of each ws[i] at ranks[i], float64, one tensor's after another (sum of
+# len(ranks[i]) values); NaN at every rank of a tensor holding NaN or Inf, so the caller names it.
+lib.define("order_statistics_batched(Tensor[] ws, int[][] ranks) -> Tensor")
 lib.define("quantize_to_grid(Tensor w, float lo, float delta, int bits) -> Tensor")
 lib.define("plane_histograms(Tensor q, int bits) -> Tensor")
 lib.define("weight_histograms(Tensor w, float lo, float delta, int bits) -> Tensor")
@@ -45,6 +48,7 @@ lib.define("qubd_batched(Tensor[] ws, int bits=8, float? clip=None) -> Tensor")
 PRIMITIVE_OPS = (
     "value_bounds",
     "order_statistics",
+    "order_statistics_batched",
     "quantize_to_grid",
     "plane_histograms",
     "weight_histograms",
@@ -80,6 +84,11 @@ def _(ws):
 @_fake("order_statistics")
 def _(w, ranks):
     return w.new_empty(len(ranks), dtype=torch.float64 if w.dtype == torch.float64 else torch.float32)
+
+
+@_fake("order_statistics_batched")
+def _(ws, ranks):
+    return ws[0].new_empty(sum(len(r) for r in ranks), dtype=torch.float64)
 
 
 @_fake("quantize_to_grid")

@@ -163,6 +163,19 @@ def _order_statistics(w: torch.Tensor, ranks: list[int]) -> None:
         raise ValueError(f"ranks must lie in [0, {w.numel() - 1}], got {bad}")
 
 
+def _order_statistics_batched(ws: list[torch.Tensor], ranks: list[list[int]]) -> None:
+    if not ws:
+        raise ValueError("ws must hold at least one tensor")
+    if len(ranks) != len(ws):
+        raise ValueError(f"ranks must hold one list per tensor; got {len(ranks)} for {len(ws)} tensors")
+    for i, (w, wanted) in enumerate(zip(ws, ranks, strict=True)):
+        check_float_values(w, f"weights[{i}]")
+        if wanted and not (min(wanted) >= 0 and max(wanted) < w.numel()):
+            bad = [r for r in wanted if not 0 <= r < w.numel()]
+            raise ValueError(f"weights[{i}]: ranks must lie in [0, {w.numel() - 1}], got {bad}")
+    check_one_device(ws)
+
+
 def _quantize_to_grid(w: torch.Tensor, lo: float, delta: float, bits: int) -> None:
     check_float_values(w)
     check_bits(bits)
@@ -212,6 +225,7 @@ def _ctm_score(histograms: torch.Tensor) -> None:
 SHAPE_CHECKS = {
     "value_bounds": _value_bounds,
     "order_statistics": _order_statistics,
+    "order_statistics_batched": _order_statistics_batched,
     "quantize_to_grid": _quantize_to_grid,
     "weight_histograms": _weight_histograms,
     "weight_histograms_batched": _weight_histograms_batched,
