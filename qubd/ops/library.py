@@ -11,6 +11,8 @@ every device. Each op checks its arguments once, on entry (``qubd.ops.validation
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from qubd.ctm.tables import BLOCK_CODES
@@ -159,20 +161,26 @@ def _qubd(w: torch.Tensor, bits: int = 8, clip: float | None = None) -> torch.Te
     return torch.ops.qubd.weight_scores(_scored_matrix(w), grid.lo, grid.delta, bits)
 
 
-def _qubd_batched(ws: list[torch.Tensor], bits: int = 8, clip: float | None = None) -> torch.Tensor:
-    grids = quant_grids(ws, clip, bits, torch.ops.qubd.order_statistics)
-    matrices = [_scored_matrix(w) for w in ws]
+def in_launches(op: Callable, matrices: list[torch.Tensor], grids: list[QuantGrid], bits: int) -> list:
+    """``op(matrices, lo, delta, bits)`` (a batched scoring op) over consecutive slices of the
+    tensors, as many at a time as a backend that builds dense histograms can hold in
+    ``BATCH_HISTOGRAM_BYTES``; the outputs of the slices in order."""
     lo, delta = [g.lo for g in grids], [g.delta for g in grids]
     per_launch = max(1, BATCH_HISTOGRAM_BYTES // (bits * BLOCK_CODES * 8))
-    parts = [
-        torch.ops.qubd.weight_scores_batched(
+    return [
+        op(
             matrices[start : start + per_launch],
             lo[start : start + per_launch],
             delta[start : start + per_launch],
             bits,
         )
-        for start in range(0, len(ws), per_launch)
+        for start in range(0, len(matrices), per_launch)
     ]
+
+
+def _qubd_batched(ws: list[torch.Tensor], bits: int = 8, clip: float | None = None) -> torch.Tensor:
+    grids = quant_grids(ws, clip, bits, torch.ops.qubd.order_statistics)
+    parts = in_launches(torch.ops.qubd.weight_scores_batched, [_scored_matrix(w) for w in ws], grids, bits)
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 

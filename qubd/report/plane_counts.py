@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from qubd.ctm.tables import BLOCK_CODES
 from qubd.ops import library, validation
 from qubd.range import quant_grids
 
@@ -31,18 +30,7 @@ def scores_and_ones(
         matrices.append(validation.as_matrix(w, name).contiguous())
     validation.check_one_device(ws)
     grids = quant_grids(ws, clip, bits, torch.ops.qubd.order_statistics, names)
-    lo, delta = [g.lo for g in grids], [g.delta for g in grids]
-    # A backend that builds dense histograms holds this many tensors' at once at most.
-    per_launch = max(1, library.BATCH_HISTOGRAM_BYTES // (bits * BLOCK_CODES * 8))
-    parts = [
-        torch.ops.qubd.weight_scores_and_ones_batched(
-            matrices[start : start + per_launch],
-            lo[start : start + per_launch],
-            delta[start : start + per_launch],
-            bits,
-        )
-        for start in range(0, len(ws), per_launch)
-    ]
+    parts = library.in_launches(torch.ops.qubd.weight_scores_and_ones_batched, matrices, grids, bits)
     scores = torch.cat([s for s, _ in parts]).cpu()
     ones = torch.cat([o for _, o in parts]).cpu()
     return scores, ones
