@@ -28,6 +28,7 @@ from qubd.report.options import (
     NONFINITE_POLICIES,
     ScoreOptions,
 )
+from qubd.torchrun import launched_by_torchrun, writes_outputs
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -52,10 +53,10 @@ def _fail(message: str, status: int = EXIT_ERROR, every_rank_alike: bool = True)
     quietly; any other error is printed by each rank that meets it, naming the rank."""
     from qubd.report.safe_text import printable
 
-    if every_rank_alike and not _writes_outputs():
+    if every_rank_alike and not writes_outputs():
         raise SystemExit(status)
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
-    if not every_rank_alike and _launched_by_torchrun():
+    if not every_rank_alike and launched_by_torchrun():
         first_line = f"rank {os.environ['RANK']}: {first_line}"
     print(f"qubd: error: {printable(first_line)}", file=sys.stderr)
     raise SystemExit(status)
@@ -333,11 +334,11 @@ def _run_score(args: argparse.Namespace) -> None:
 
     if args.dry_run:
         return _run_dry_run(args)
-    writes = _writes_outputs()
+    writes = writes_outputs()
     outputs, image_format = _score_outputs(args) if writes else ({}, None)
     options = _score_options(args)
     paths = _checkpoint_paths(args)
-    if _launched_by_torchrun():
+    if launched_by_torchrun():
         from qubd.distributed.launch import score_checkpoint
 
         if args.reference:
@@ -374,19 +375,6 @@ def _say_written(what: str, path: str) -> None:
 
     where = "standard output" if str(path) == "-" else printable(str(path))
     print(f"qubd: wrote {what} to {where}", file=sys.stderr)
-
-
-def _launched_by_torchrun() -> bool:
-    from qubd.distributed.launch import launched_by_torchrun
-
-    return launched_by_torchrun()
-
-
-def _writes_outputs() -> bool:
-    """Under torchrun only rank 0 writes the outputs and prints the table (and errors every rank meets)."""
-    from qubd.distributed.launch import writes_outputs
-
-    return writes_outputs()
 
 
 def _score_options(args: argparse.Namespace) -> ScoreOptions:

@@ -9,7 +9,7 @@ import torch
 
 import qubd  # noqa: F401  (declares the ops)
 from qubd.ops import dispatch
-from qubd.range import BATCHED_SELECT_MAX, quant_grids, value_range, value_ranges
+from qubd.range import BATCHED_SELECT_MAX, quant_grid, quant_grids, value_range, value_ranges
 from tests.test_range_pass import CASES, FLOATS, values
 
 TRITON = dispatch.unavailable("triton", "cpu")
@@ -67,7 +67,9 @@ def test_triton_batched_clip_ranges_are_those_of_one_tensor_at_a_time(with_backe
 def test_batched_grids_are_those_of_one_tensor_at_a_time(cpu_backend):
     ws = [w for w in small_tensors(200, seed=2) if w.numel() > 1]
     grids = quant_grids(ws, 99.0, 8, torch.ops.qubd.order_statistics)
-    assert grids == [quant_grids([w], 99.0, 8, torch.ops.qubd.order_statistics)[0] for w in ws]
+    # One tensor at a time through value_range's own order_statistics call (not the batched op).
+    alone = [quant_grid(*value_range(w, 99.0, torch.ops.qubd.order_statistics), 8) for w in ws]
+    assert grids == alone
 
 
 @pytest.mark.parametrize("n", SIZES)

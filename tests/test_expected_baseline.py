@@ -204,6 +204,12 @@ def test_a_planes_closed_form_does_not_depend_on_the_planes_computed_with_it(mon
     for _ in range(2):  # computed, then (partly) looked up
         got = baselines.expected_baselines(shapes, counts)
         assert [(e.mean, e.std) for e in got] == fresh
+    # A call that needs planes already kept AND new ones while the cache is full: the kept ones must
+    # survive the emptying that makes room for the new.
+    baselines._planes_seen.clear()
+    baselines.expected_baselines(shapes[:1], counts[:1])  # 4 planes kept of 5
+    got = baselines.expected_baselines(shapes[:2], counts[:2])  # 4 kept + 4 new > 5
+    assert [(e.mean, e.std) for e in got] == fresh[:2]
 
 
 @pytest.mark.parametrize("clip", [None, 99.0])

@@ -27,14 +27,16 @@ TINY = {
 
 def each_backend_and_isa():
     """Runs the loop body on the torch reference and on the native kernels with each instruction set."""
-    with dispatch.using(None):
-        for backend in dispatch.available_backends("cpu"):
-            dispatch.use(backend)
-            for isa in ISAS if backend == "native" else ["-"]:
-                if backend == "native":
-                    _C.set_isa(isa)
-                yield backend, isa
-    _C.set_isa(ISAS[-1])
+    try:
+        with dispatch.using(None):
+            for backend in dispatch.available_backends("cpu"):
+                dispatch.use(backend)
+                for isa in ISAS if backend == "native" else ["-"]:
+                    if backend == "native":
+                        _C.set_isa(isa)
+                    yield backend, isa
+    finally:  # a failed assertion must not leave the next tests on a lower instruction set
+        _C.set_isa(ISAS[-1])
 
 
 def values(case: str, n: int, dtype: torch.dtype, seed: int) -> torch.Tensor:

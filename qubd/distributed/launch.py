@@ -21,18 +21,6 @@ from qubd.distributed.scoring import score_distributed
 from qubd.report.options import ScoreOptions
 from qubd.report.report import Report
 
-TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-def launched_by_torchrun() -> bool:
-    """Whether this process is one of several that torchrun (or another ``env://`` launcher) started."""
-    return all(v in os.environ for v in TORCHRUN_VARIABLES)
-
-
-def writes_outputs() -> bool:
-    """Only rank 0 writes files and prints (known from the environment, before any group exists)."""
-    return not launched_by_torchrun() or os.environ["RANK"] == "0"
-
 
 @contextmanager
 def process_group() -> Iterator[None]:

@@ -62,17 +62,19 @@ def expected_baselines(
         rows, cols = shape[0], math.prod(shape[1:])
         blocks = (rows // BLOCK_SIDE) * (cols // BLOCK_SIDE)
         keys.append([(rows * cols, blocks, int(k)) for k in counts])
-    missing = list({key for row in keys for key in row if key not in _planes_seen})
+    # This call's planes in a table of its own: the shared cache may be emptied (or, from another
+    # thread, changed) between the lookup and the answer.
+    table = {key: _planes_seen.get(key) for row in keys for key in row}
+    missing = [key for key, known in table.items() if known is None]
     if missing:
         cells, blocks, counts = np.array(missing, dtype=np.int64).T
         means, stds = expected_bdm(cells, blocks, counts).tolist(), bdm_std(cells, blocks, counts).tolist()
-        if len(_planes_seen) + len(missing) > PLANES_KEPT:
+        computed = dict(zip(missing, zip(means, stds, strict=True), strict=True))
+        table.update(computed)
+        if len(_planes_seen) + len(computed) > PLANES_KEPT:
             _planes_seen.clear()
-        _planes_seen.update(zip(missing, zip(means, stds, strict=True), strict=True))
-    return [
-        ExpectedBaseline([_planes_seen[key][0] for key in row], [_planes_seen[key][1] for key in row])
-        for row in keys
-    ]
+        _planes_seen.update(computed)
+    return [ExpectedBaseline([table[key][0] for key in row], [table[key][1] for key in row]) for row in keys]
 
 
 def run_seed(seed: int, name: str, run: int) -> int:

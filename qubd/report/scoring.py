@@ -21,7 +21,7 @@ from qubd.checkpoints import (
     stream_tensors,
 )
 from qubd.checkpoints.eligibility import MIN_SIDE
-from qubd.layouts import DEFAULT, arrange, arranged_shape
+from qubd.layouts import CONV_DIMS, DEFAULT, arrange, arranged_shape
 from qubd.report.baselines import baseline_tensors
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, measure_many
@@ -180,6 +180,8 @@ def _metadata_skip(entry: TensorEntry) -> str | None:
 
 def _layout_skip(entry: TensorEntry, layout: str) -> str | None:
     """Why a tensor that has a 4x4 block as ``flatten(1)`` has none under ``layout``, or None."""
+    if layout == DEFAULT or len(entry.shape) != CONV_DIMS:  # scored as flatten(1): nothing to add
+        return None
     rows, cols = arranged_shape(entry.shape, layout)
     if min(rows, cols) < MIN_SIDE:
         return f"side < {MIN_SIDE} (a {rows}x{cols} matrix, layout {layout})"
