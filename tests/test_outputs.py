@@ -332,7 +332,16 @@ def test_a_terminating_signal_leaves_no_temporary_files(checkpoint, tmp_path, si
         "--csv",
         str(fifo),
     ]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The signal's default action in the child, whatever the suite inherited (under nohup SIGHUP is
+    # ignored, and qubd rightly keeps an ignored signal ignored).
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL),
+    )
     try:
         _wait_for(lambda: len(_temp_files(tmp_path)) == 2 or proc.poll() is not None)
         assert proc.poll() is None, proc.communicate()
