@@ -122,16 +122,17 @@ class ReportData:
         """The suggested bit depth over the whole model (None without a baseline)."""
         return advise(self.summary(), self.options.advice_margin)
 
-    def settings_line(self, reference_name: Callable[[str], str] = str) -> str:
+    def settings_line(self, reference_name: Callable[[str], str] = str, baseline_note: str = "") -> str:
         """``settings_text`` of this report, its baseline with the reference checkpoint (as
-        ``reference_name`` shows it) or the shuffles' seed and count."""
+        ``reference_name`` shows it) or the shuffles' seed and count, then ``baseline_note``, then
+        the layout when it is not the default."""
         o = self.options
         baseline = o.baseline
         if self.reference is not None:
             baseline += f" ({reference_name(self.reference)})"
         elif o.runs:
             baseline += f" (seed {o.seed}, {o.repeats} run{'s' * (o.repeats > 1)})"
-        return settings_text(o.bits, o.clip, baseline) + o.layout_note
+        return settings_text(o.bits, o.clip, baseline + baseline_note) + o.layout_note
 
 
 def settings_text(bits: int, clip: float | None, baseline: str) -> str:

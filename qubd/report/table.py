@@ -38,7 +38,7 @@ def print_report(report: ReportData, console: Console | None = None, per_tensor:
 
 def _title(report: ReportData) -> str:
     note = " (closed form: mean ± std over random arrangements)" * (report.options.baseline == EXPECTED)
-    return f"[bold]QuBD of {_shown(report.source)}[/bold]: {report.settings_line(_shown)}{note}"
+    return f"[bold]QuBD of {_shown(report.source)}[/bold]: {report.settings_line(_shown, note)}"
 
 
 def _plane_label(plane: int, bits: int) -> str:
