@@ -25,6 +25,14 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def best_isa_afterwards():
+    """Every test here ends on the best instruction set, even one that failed half-way through a loop
+    over them."""
+    yield
+    _C.set_isa(ISAS[-1])
+
+
 def each_backend_and_isa():
     """Runs the loop body on the torch reference and on the native kernels with each instruction set."""
     try:
