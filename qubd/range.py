@@ -47,6 +47,7 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 # Tensors of at most this many values have their clipped ranges selected together, in one
 # ``order_statistics_batched`` call (hundreds of thousands of small tensors: one dispatch, not one
 # each); a larger tensor's selection, whose call costs nothing beside its passes, one at a time.
+# The native kernel's kSmallSelect (csrc/cpu/order_statistics.cpp) switches method at this size too.
 BATCHED_SELECT_MAX = 1 << 16
 
 

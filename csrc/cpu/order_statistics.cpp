@@ -35,7 +35,9 @@ constexpr int kCopies = 2;                  // first-pass counter copies per thr
 constexpr int kFastSlots = 4;               // wanted buckets tested without branches (span_has_prefix)
 constexpr int64_t kSpan = 64;               // keys tested together (span_has_prefix)
 constexpr int64_t kFlush = int64_t(1) << 31;  // keys counted into 32-bit counters between merges
-constexpr int64_t kSmallSelect = 1 << 16;     // at most this many values: copied keys, nth_element
+// At most this many values: copied keys and nth_element (radix selection only above it). The same
+// size as qubd/range.py's BATCHED_SELECT_MAX, the largest tensor selected in a batch.
+constexpr int64_t kSmallSelect = 1 << 16;
 
 // Whether any of `len` keys of bits has its high bits (above `low_bits`) in `fast`: branch-free,
 // so the compiler vectorises it for each instruction set.
@@ -82,7 +84,7 @@ class RadixSelect {
 
  public:
   RadixSelect(const void* data, int64_t n)
-      : bits_(static_cast<const Key*>(data)), n_(n), threads_(n > (1 << 16) ? omp_get_max_threads() : 1) {}
+      : bits_(static_cast<const Key*>(data)), n_(n), threads_(omp_get_max_threads()) {}  // n > kSmallSelect
 
   std::vector<double> select(const std::vector<int64_t>& ranks) {
     // Per wanted rank: the key bits fixed so far (`fixed_` of them), the rank left within the

@@ -96,7 +96,7 @@ def score_sharded(
     local = bad = None
     with all_or_none(group):
         local = as_scorable(weight.local).to(device)
-        bad = nonfinite_count(local) if local.numel() else 0
+        bad = nonfinite_count(local)
     total_bad = torch.tensor([bad], dtype=torch.int64, device=comm_device(group))
     dist.all_reduce(total_bad, group=group)
     if total_bad.item():
