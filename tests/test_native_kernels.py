@@ -78,19 +78,23 @@ def test_quantize_equals_reference(dtype):
             assert torch.equal(native.quantize_to_grid(w, lo, delta, bits), expected), (isa, bits)
 
 
-def test_threads_and_repeated_codes_equal_reference():
-    # 2 threads (at least 2 x 2**15 blocks), and planes that repeat one code for long runs
-    # (weights on a few levels): the per-thread counters and their sum.
-    w = weights(512, 1024, torch.float32, 3)
+@pytest.mark.parametrize("bits", [8, 12])
+def test_threads_and_repeated_codes_equal_reference(bits):
+    # 2 threads (2 x 2**15 blocks), and planes that repeat one code for long runs (weights on a few
+    # levels, and a block of zeros): the 8-bit per-thread counters wrap (one code counted 2**15
+    # times in each thread), and their sum with the wraps.
+    w = weights(1024, 1024, torch.float32, 3)
     w[:256] = w[:256].sign()
-    lo, delta = grid(w, 8)
-    expected = blocks.weight_histograms(w, lo, delta, 8)
+    w[512:768] = 0.0
+    lo, delta = grid(w, bits)
+    expected = blocks.weight_histograms(w, lo, delta, bits)
+    assert expected.max() > 2**14  # the counters wrap
     threads = _C.get_num_threads()
     try:
         for isa in each_isa():
             for n in (1, 2):
                 _C.set_num_threads(n)
-                assert torch.equal(native.weight_histograms(w, lo, delta, 8), expected), (isa, n)
+                assert torch.equal(native.weight_histograms(w, lo, delta, bits), expected), (isa, n)
     finally:
         _C.set_num_threads(threads)
 
