@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from functools import partial
 
 import torch
@@ -27,7 +28,7 @@ from qubd.ctm.tables import ctm16
 from qubd.range import clip_range, compute_dtype, quant_grid, quant_grids, value_range
 
 
-def large(side: int, repeats: int) -> None:
+def large(side: int, repeats: int, isas: list[str], thread_counts: list[int], cpu_time: bool) -> None:
     print(f"{'dtype':>9} {'isa':>8} {'thr':>3} {'sum ms':>7} {'range ms':>8} {'ostat ms':>8} {'hist ms':>8}"
           f" {'qubd ms':>8} {'clip ms':>8} {'read/hist':>9} {'read/qubd':>9} {'clip/qubd':>9}")  # fmt: skip
     w32 = torch.randn(side, side, generator=torch.Generator().manual_seed(0))
@@ -36,19 +37,21 @@ def large(side: int, repeats: int) -> None:
         grid = quant_grid(*value_range(w, None, torch.ops.qubd.order_statistics), 8)
         ranks = _clip_ranks(w.numel(), dtype, 99.9)
         hist = torch.empty(8, 65536, dtype=torch.int64)
-        for threads in sorted({1, os.cpu_count() or 1}):
+        for threads in thread_counts:
             torch.set_num_threads(threads)
             _C.set_num_threads(threads)
-            for isa in _C.supported_isas():
+            clock = time.process_time if cpu_time and threads == 1 else time.perf_counter
+            timed = partial(best_time, clock=clock)
+            for isa in isas:
                 _C.set_isa(isa)
-                t_sum = best_time(partial(torch.sum, w), repeats)
-                t_range = best_time(partial(native.value_bounds, [w]), repeats)
-                t_ostat = best_time(partial(native.order_statistics, w, ranks), repeats)
+                t_sum = timed(partial(torch.sum, w), repeats)
+                t_range = timed(partial(native.value_bounds, [w]), repeats)
+                t_ostat = timed(partial(native.order_statistics, w, ranks), repeats)
                 code = native.DTYPE_CODES[dtype]
                 args = (w.data_ptr(), code, side, side, grid.lo, grid.delta, 8, hist.data_ptr())
-                t_hist = best_time(partial(_C.weight_histograms, *args), repeats)
-                t_qubd = best_time(partial(qubd.ops.qubd, w, bits=8), repeats)
-                t_clip = best_time(partial(qubd.ops.qubd, w, bits=8, clip=99.9), repeats)
+                t_hist = timed(partial(_C.weight_histograms, *args), repeats)
+                t_qubd = timed(partial(qubd.ops.qubd, w, bits=8), repeats)
+                t_clip = timed(partial(qubd.ops.qubd, w, bits=8, clip=99.9), repeats)
                 print(
                     f"{str(dtype)[6:]:>9} {isa:>8} {threads:>3} {t_sum * 1e3:7.1f} {t_range * 1e3:8.1f}"
                     f" {t_ostat * 1e3:8.1f} {t_hist * 1e3:8.1f}"
@@ -106,13 +109,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--small", type=int, default=10000)
+    parser.add_argument("--small", type=int, default=10000, help="0: no small-tensor rows")
+    parser.add_argument("--isas", nargs="+", default=_C.supported_isas(), choices=_C.supported_isas())
+    parser.add_argument("--threads", nargs="+", type=int, default=sorted({1, os.cpu_count() or 1}))
+    parser.add_argument("--cpu-time", action="store_true", help="1-thread rows timed in process CPU time")
     args = parser.parse_args()
     os.environ["QUBD_BACKEND"] = "native"
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__};"
           f" instruction sets {_C.supported_isas()}; {args.side}x{args.side}, 8 planes")  # fmt: skip
-    large(args.side, args.repeats)
-    small(args.small)
+    large(args.side, args.repeats, args.isas, args.threads, args.cpu_time)
+    if args.small:
+        small(args.small)
 
 
 if __name__ == "__main__":

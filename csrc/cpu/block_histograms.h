@@ -60,11 +60,37 @@ class ThreadCounters {
 // increment (benchmarks/RESULTS.md). Tried and dropped with 32-bit counters: two interleaved
 // copies (so that runs of one code in the high planes do not wait on the previous store), which
 // doubled the footprint and the counting time; prefetching the counters.
-inline uint32_t* count_codes(const uint16_t* codes, int64_t n, uint8_t* counts, uint32_t first_bin, uint32_t* wraps) {
-  for (int64_t j = 0; j < n; ++j) {
-    const uint16_t code = codes[j];
-    if (++counts[code] == 0) *wraps++ = first_bin + code;
+// Memory to read soon, prefetched a cache line at a time into L2 while the blocks are counted
+// (the counting makes no memory traffic of its own, so the next batch's weights arrive meanwhile).
+class LinePrefetch {
+ public:
+  LinePrefetch() = default;
+  LinePrefetch(const char* first, const char* end) : next_(first), end_(end) {}
+  void step() {
+    if (next_ < end_) {
+      __builtin_prefetch(next_, 0, 2);
+      next_ += 64;
+    }
   }
+
+ private:
+  const char* next_ = nullptr;
+  const char* end_ = nullptr;
+};
+
+inline uint32_t* count_code(uint16_t code, uint8_t* counts, uint32_t first_bin, uint32_t* wraps) {
+  if (++counts[code] == 0) *wraps++ = first_bin + code;
+  return wraps;
+}
+
+inline uint32_t* count_codes(const uint16_t* codes, int64_t n, uint8_t* counts, uint32_t first_bin, uint32_t* wraps,
+                             LinePrefetch& ahead) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    ahead.step();
+    for (int64_t k = j; k < j + 4; ++k) wraps = count_code(codes[k], counts, first_bin, wraps);
+  }
+  for (; j < n; ++j) wraps = count_code(codes[j], counts, first_bin, wraps);
   return wraps;
 }
 
@@ -82,9 +108,10 @@ struct ChunkBuffers {
 };
 
 // Block codes are handed on in batches of up to this many blocks per plane: counting one plane's
-// codes for longer keeps more of its counters in the L1 cache (measured: 0.73 ns an increment in
-// runs of 1,024 codes, 0.42 in runs of 16,384).
-constexpr int64_t kBatchBlocks = 1 << 14;
+// codes for longer keeps more of its counters in the L1 cache (0.73 ns an increment in runs of
+// 1,024 codes, 0.42 in runs of 16,384), and the next batch's weights (256 KiB of float32) are
+// prefetched while one is counted; 4,096 was the fastest with prefetching (benchmarks/RESULTS.md).
+constexpr int64_t kBatchBlocks = 1 << 12;
 
 // RowSource: `const Code* operator()(isa, int64_t r, int64_t c0, int64_t n, Code* scratch) const`
 // returns the codes of row r, columns c0 .. c0 + n - 1 (written into `scratch` if they are
@@ -98,7 +125,8 @@ class BandWalk {
   BandWalk(int64_t rows, int64_t cols, int planes, const RowSource& source)
       : bands(rows / kBlockSide),
         used_cols(cols / kBlockSide * kBlockSide),
-        blocks(bands * (used_cols / kBlockSide)),
+        blocks_per_band(used_cols / kBlockSide),
+        blocks(bands * blocks_per_band),
         chunk_blocks(std::min(kChunkCols, used_cols) / kBlockSide),
         batch_blocks(std::max(chunk_blocks, std::min(kBatchBlocks, blocks))),
         planes_(planes),
@@ -106,8 +134,9 @@ class BandWalk {
 
   ChunkBuffers<Code> buffers() const { return ChunkBuffers<Code>(chunk_blocks * kBlockSide, planes_, batch_blocks); }
 
-  // Calls consume(codes, n_blocks, stride) for each batch of blocks of bands [first, last), with
-  // the code of plane p of the batch's block j at codes[p * stride + j].
+  // Calls consume(codes, n_blocks, stride, next) for each batch of blocks of bands [first, last),
+  // with the code of plane p of the batch's block j at codes[p * stride + j]; next is the index
+  // (band * blocks per band + column / 4) of the block the next batch starts at, or -1 after the last.
   template <Isa isa, typename Consume>
   void walk(int64_t first, int64_t last, ChunkBuffers<Code>& work, Consume&& consume) const {
     const int64_t chunk = chunk_blocks * kBlockSide;
@@ -118,7 +147,7 @@ class BandWalk {
       for (int64_t c0 = 0; c0 < used_cols; c0 += chunk) {
         const int64_t n = std::min(chunk, used_cols - c0), n_blocks = n / kBlockSide;
         if (filled + n_blocks > batch_blocks) {
-          consume(static_cast<const uint16_t*>(batch), filled, batch_blocks);
+          consume(static_cast<const uint16_t*>(batch), filled, batch_blocks, band * blocks_per_band + c0 / kBlockSide);
           filled = 0;
         }
         uint16_t* codes = batch + filled;
@@ -141,18 +170,26 @@ class BandWalk {
         }
         filled += n_blocks;
       }
-    if (filled > 0) consume(static_cast<const uint16_t*>(batch), filled, batch_blocks);
+    if (filled > 0) consume(static_cast<const uint16_t*>(batch), filled, batch_blocks, int64_t{-1});
   }
 
-  const int64_t bands, used_cols, blocks, chunk_blocks, batch_blocks;
+  const int64_t bands, used_cols, blocks_per_band, blocks, chunk_blocks, batch_blocks;
 
  private:
   const int planes_;
   const RowSource& source_;
 };
 
+// Where the row-major matrix behind a RowSource lies (element (r, c) at data + (r * cols + c) *
+// element_bytes), for prefetching.
+struct MatrixMemory {
+  const void* data;
+  int64_t element_bytes;
+};
+
 template <typename Code, typename RowSource>
-void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& source, int64_t* histograms) {
+void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& source, MatrixMemory memory,
+                      int64_t* histograms) {
   const BandWalk<Code, RowSource> bands(rows, cols, planes, source);
   const int64_t bins = int64_t(planes) * kBlockCodes;
   if (bands.blocks == 0) {
@@ -161,6 +198,19 @@ void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& s
   }
   const int threads = int(std::clamp<int64_t>(bands.blocks / kMinBlocksPerThread, 1,
                                               std::min<int64_t>(omp_get_max_threads(), bands.bands)));
+  // The bytes of the batch that starts at block `next` (see BandWalk::walk), up to band `last`:
+  // from its first element to the end of its last band, at most twice the batch's own bytes.
+  const char* const matrix = static_cast<const char*>(memory.data);
+  const int64_t row_bytes = cols * memory.element_bytes;
+  const int64_t most_bytes = 2 * bands.batch_blocks * kBlockCells * memory.element_bytes;
+  auto batch_memory = [&](int64_t next, int64_t last) -> LinePrefetch {
+    if (next < 0) return {};
+    const int64_t band = next / bands.blocks_per_band;
+    const int64_t end_band = std::min(last, (next + bands.batch_blocks - 1) / bands.blocks_per_band + 1);
+    const char* first = matrix + band * kBlockSide * row_bytes + (next % bands.blocks_per_band) * kBlockSide * memory.element_bytes;
+    const char* end = matrix + end_band * kBlockSide * row_bytes;
+    return {first, std::min(end, first + most_bytes)};
+  };
 
   dispatch_isa([&](auto isa) {
     constexpr Isa kIsa = decltype(isa)::value;
@@ -168,7 +218,7 @@ void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& s
       // Few increments: counting straight into the histograms costs less than summing counters.
       std::fill(histograms, histograms + bins, int64_t{0});
       ChunkBuffers<Code> work = bands.buffers();
-      bands.template walk<kIsa>(0, bands.bands, work, [&](const uint16_t* codes, int64_t n_blocks, int64_t stride) {
+      bands.template walk<kIsa>(0, bands.bands, work, [&](const uint16_t* codes, int64_t n_blocks, int64_t stride, int64_t) {
         for (int p = 0; p < planes; ++p)
           for (int64_t j = 0; j < n_blocks; ++j) ++histograms[p * kBlockCodes + codes[p * stride + j]];
       });
@@ -189,12 +239,14 @@ void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& s
       std::fill(own, own + bins, uint8_t{0});
       uint32_t* const first_wrap = wraps.get() + size_t(t) * most_wraps;
       uint32_t* next_wrap = first_wrap;
-      bands.template walk<kIsa>(bands.bands * t / n, bands.bands * (t + 1) / n, work[size_t(t)],
-                                [&](const uint16_t* codes, int64_t n_blocks, int64_t stride) {
+      const int64_t first_band = bands.bands * t / n, last_band = bands.bands * (t + 1) / n;
+      bands.template walk<kIsa>(first_band, last_band, work[size_t(t)],
+                                [&](const uint16_t* codes, int64_t n_blocks, int64_t stride, int64_t next) {
+                                  LinePrefetch ahead = batch_memory(next, last_band);
                                   for (int p = 0; p < planes; ++p)
                                     next_wrap = count_codes(codes + p * stride, n_blocks,
                                                             own + size_t(p) * kBlockCodes,
-                                                            uint32_t(p) * kBlockCodes, next_wrap);
+                                                            uint32_t(p) * kBlockCodes, next_wrap, ahead);
                                 });
       wrap_counts[size_t(t)] = size_t(next_wrap - first_wrap);
 #pragma omp barrier

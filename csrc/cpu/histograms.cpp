@@ -96,7 +96,8 @@ void quantize_to_grid(const void* weights, DType dtype, int64_t n, double lo, do
 
 namespace {
 
-// Calls fn(Code{}, source) with a RowSource of `weights` quantised to codes of type Code.
+// Calls fn(Code{}, source, memory) with a RowSource of `weights` quantised to codes of type Code,
+// and where the weights lie.
 template <typename Fn>
 void with_quantised_rows(const void* weights, DType dtype, int64_t cols, double lo, double delta, int bits, Fn&& fn) {
   dispatch_code_width(bits, [&](auto code) {
@@ -110,7 +111,7 @@ void with_quantised_rows(const void* weights, DType dtype, int64_t cols, double 
         quantize_row<decltype(isa)::value>(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code, scratch);
         return scratch;
       };
-      fn(code, quantised_row);
+      fn(code, quantised_row, MatrixMemory{weights, int64_t(sizeof(Stored))});
       return 0;
     });
   });
@@ -120,8 +121,8 @@ void with_quantised_rows(const void* weights, DType dtype, int64_t cols, double 
 
 void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta,
                        int bits, int64_t* histograms) {
-  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source) {
-    block_histograms<decltype(code)>(rows, cols, bits, source, histograms);
+  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source, MatrixMemory memory) {
+    block_histograms<decltype(code)>(rows, cols, bits, source, memory, histograms);
   });
 }
 
@@ -137,7 +138,7 @@ void weight_scores(const void* weights, DType dtype, int64_t rows, int64_t cols,
       add_histogram_ones(histograms.data(), bits, ones);
     }
   }
-  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source) {
+  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source, MatrixMemory) {
     using Code = decltype(code);
     if (sparse) sparse_block_scores<Code>(rows, cols, bits, source, ctm16, scores, ones);
     if (ones != nullptr) add_edge_ones<Code>(rows, cols, bits, source, ones);
@@ -156,7 +157,7 @@ void code_histograms(const void* codes, DType dtype, int64_t rows, int64_t cols,
         for (int64_t c = 0; c < n; ++c) scratch[c] = Code(row[c]);
         return scratch;
       };
-      block_histograms<Code>(rows, cols, bits, code_row, histograms);
+      block_histograms<Code>(rows, cols, bits, code_row, MatrixMemory{codes, int64_t(sizeof(Stored))}, histograms);
       return 0;
     });
   });

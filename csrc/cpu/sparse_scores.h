@@ -27,7 +27,7 @@ void sparse_block_scores(int64_t rows, int64_t cols, int planes, const RowSource
     int64_t filled = 0;
     dispatch_isa([&](auto isa) {
       bands.template walk<decltype(isa)::value>(
-          0, bands.bands, work, [&](const uint16_t* chunk_codes, int64_t n_blocks, int64_t stride) {
+          0, bands.bands, work, [&](const uint16_t* chunk_codes, int64_t n_blocks, int64_t stride, int64_t) {
             for (int p = 0; p < planes; ++p)
               std::copy(chunk_codes + p * stride, chunk_codes + p * stride + n_blocks,
                         codes.begin() + p * bands.blocks + filled);
