@@ -111,7 +111,7 @@ def test_value_bounds_are_not_finite_when_a_value_is_not(dtype, bad):
             assert not torch.ops.qubd.value_bounds([w]).isfinite().all(), (at, backend, isa)
     matrix = torch.ones(20, 20, dtype=dtype)
     matrix[3, 7] = _non_finite(dtype, bad)[0]
-    with pytest.raises(ValueError, match=r"^weights\[1\] contain NaN or Inf values$"):
+    with pytest.raises(ValueError, match=r"^weights\[1\]: weights contain NaN or Inf values$"):
         qubd.ops.qubd_batched([torch.ones(4, 4, dtype=dtype), matrix])
 
 
