@@ -11,12 +11,13 @@ many 4x4 tensors (one call). Prints each side's best round, per tensor, and the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from _machine import other_checkout_arguments
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -53,16 +54,13 @@ def measure(checkout: Path, tensors: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    args = other_checkout_arguments(
+        __doc__,
+        rounds=3,
+        tensors=100_000,
+        other_tensors=5_000,
+        tensors_help="4x4 tensors per qubd_batched call",
     )
-    parser.add_argument("other", type=Path, help="the checkout to compare with (built)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--tensors", type=int, default=100_000, help="4x4 tensors per qubd_batched call, here"
-    )
-    parser.add_argument("--other-tensors", type=int, default=5_000, help="the same in the other checkout")
-    args = parser.parse_args()
     sides = {"this": (HERE, args.tensors), "other": (args.other.resolve(), args.other_tensors)}
     best: dict[str, dict[str, float]] = {}
     for r in range(args.rounds):

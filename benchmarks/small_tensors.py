@@ -15,7 +15,6 @@ kept. Prints the seconds per scored tensor of each side and the ratio, and the t
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from _machine import other_checkout_arguments
 from safetensors.torch import save_file
 
 HERE = Path(__file__).resolve().parents[1]
@@ -93,16 +93,13 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    args = other_checkout_arguments(
+        __doc__,
+        rounds=2,
+        tensors=100_000,
+        other_tensors=2_000,
+        tensors_help="4x4 tensors in the small checkpoint",
     )
-    parser.add_argument("other", type=Path, help="the checkout to compare with (built)")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument(
-        "--tensors", type=int, default=100_000, help="4x4 tensors in the small checkpoint, here"
-    )
-    parser.add_argument("--other-tensors", type=int, default=2_000, help="the same for the other checkout")
-    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         mixed, warm = folder / "mixed.safetensors", folder / "warm.safetensors"

@@ -23,6 +23,9 @@ FLOAT32_EXACT_COUNT = 1 << 24
 # Below this span every weight is quantised to code 0 (paper; the planes are still scored).
 MIN_SPAN = 1e-8
 
+# Every refusal of NaN or Inf weights says this (the backends' own words), after the tensor's name.
+NON_FINITE = "weights contain NaN or Inf values"
+
 # ``order_statistics(w, ranks)``: the sorted values of ``w`` at 0-based ``ranks``, in the compute dtype.
 OrderStatistics = Callable[[torch.Tensor, list[int]], torch.Tensor]
 
@@ -110,9 +113,11 @@ def clip_range(
 def value_range(
     w: torch.Tensor, clip: float | None, order_statistics: OrderStatistics
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lo, hi)`` as 0-d CPU tensors of the compute dtype. Raises ValueError on NaN/Inf weights."""
+    """``(lo, hi)`` as 0-d CPU tensors of the compute dtype. Raises ValueError (``NON_FINITE``, no
+    name) on NaN/Inf weights."""
     if clip is None:
-        return value_ranges([w], None, order_statistics, names=["weights"])[0]
+        lo, hi = _min_max([w], None)[0].to(compute_dtype(w.dtype))
+        return lo, hi
     return clip_range(w.numel(), clip, compute_dtype(w.dtype), lambda ranks: order_statistics(w, ranks))
 
 
@@ -158,7 +163,7 @@ def _ranges(
             except ValueError as err:
                 raise ValueError(f"{names[i]}: {err}") from None
     if first_bad < len(ws):
-        raise ValueError(f"{names[first_bad]}: weights contain NaN or Inf values")
+        raise _non_finite(names, first_bad)
     return groups
 
 
@@ -193,15 +198,20 @@ def _clipped_small(
     return first_bad, groups
 
 
-def _min_max(ws: Sequence[torch.Tensor], names: Sequence[str]) -> torch.Tensor:
+def _non_finite(names: Sequence[str] | None, i: int) -> ValueError:
+    """The refusal of tensor ``i``'s NaN or Inf values, after its name (none without ``names``)."""
+    return ValueError(NON_FINITE if names is None else f"{names[i]}: {NON_FINITE}")
+
+
+def _min_max(ws: Sequence[torch.Tensor], names: Sequence[str] | None) -> torch.Tensor:
     """float64 [len(ws), 2] on the CPU: each tensor's min and max, from ``qubd::value_bounds`` (one
     pass per tensor, the finite check included); ValueError naming the first tensor with NaN or Inf
-    values."""
+    values (as ``_non_finite``)."""
     # Looked up in torch's dispatcher, not imported: the op layer that declares it imports this module.
     bounds = torch.ops.qubd.value_bounds(list(ws)).detach().cpu()
     finite = np.isfinite(bounds.numpy()).all(axis=1)
     if not finite.all():
-        raise ValueError(f"{names[int(np.argmin(finite))]} contain NaN or Inf values")
+        raise _non_finite(names, int(np.argmin(finite)))
     return bounds
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import qubd
+from qubd.range import value_range, value_ranges
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -93,10 +94,21 @@ def test_range_wider_than_float32(cpu_backend):
 
 
 @pytest.mark.parametrize("clip", [None, 99.9])
+@pytest.mark.parametrize("n", [16, 70_000])  # with clipping: selected in a batch, or on its own
+def test_nan_or_inf_is_refused_in_one_wording(cpu_backend, clip, n):
+    ws = [torch.randn(n), torch.randn(n)]
+    ws[1][5] = math.inf
+    with pytest.raises(ValueError, match=r"^layer\.1: weights contain NaN or Inf values$"):
+        value_ranges(ws, clip, torch.ops.qubd.order_statistics, ["layer.0", "layer.1"])
+    with pytest.raises(ValueError, match="^weights contain NaN or Inf values$"):  # one tensor, no name
+        value_range(ws[1], clip, torch.ops.qubd.order_statistics)
+
+
+@pytest.mark.parametrize("clip", [None, 99.9])
 def test_batched_names_the_bad_tensor(cpu_backend, clip):
     ws = [torch.randn(8, 8), torch.randn(8, 8), torch.randn(8, 8)]
     ws[2][1, 1] = math.nan
-    with pytest.raises(ValueError, match=r"weights\[2\].*NaN or Inf"):
+    with pytest.raises(ValueError, match=r"^weights\[2\]: weights contain NaN or Inf values$"):
         qubd.ops.qubd_batched(ws, 8, clip)
     with pytest.raises(ValueError, match=r"weights\[1\].*side < 4"):
         qubd.ops.qubd_batched([torch.randn(8, 8), torch.randn(3, 8)])

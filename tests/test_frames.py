@@ -84,7 +84,10 @@ def test_repr_is_short_and_names_model_settings_totals_advice():
     report = score(_state_dict(), bits=4, clip=99.0, baseline="shuffle", repeats=2)
     text = repr(report)
     assert "\n" not in text and len(text) < 300
-    assert "'state dict'" in text and "4 bits, clip 99, baseline shuffle x2" in text
+    assert "'state dict'" in text
+    assert (
+        "4 bits, clip 99th percentile, baseline shuffle (seed 0, 2 runs)" in text
+    )  # as the table titles say
     assert f"{report.total.ratio:.1f}% of baseline" in text
     assert f"suggested bits {report.advice.suggested_bits}" in text
 
@@ -93,6 +96,7 @@ def test_html_table_has_a_row_per_plane_and_total():
     report = score(_state_dict(), bits=4)
     html = report._repr_html_()
     assert html.count("<tr") == 1 + 4 + 1  # header, planes, total
+    assert "4 bits, clip 99.9th percentile, baseline expected" in html  # the defaults, in the titles' words
     for p in report.planes:
         assert f"{p.ratio:.2f}" in html
     report.source = "<b>model</b>"

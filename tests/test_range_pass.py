@@ -4,6 +4,7 @@ computations: a sort of the values in float64, and ``torch.kthvalue``."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,7 +111,7 @@ def test_value_bounds_are_not_finite_when_a_value_is_not(dtype, bad):
             assert not torch.ops.qubd.value_bounds([w]).isfinite().all(), (at, backend, isa)
     matrix = torch.ones(20, 20, dtype=dtype)
     matrix[3, 7] = _non_finite(dtype, bad)[0]
-    with pytest.raises(ValueError, match=r"^weights\[1\] contain NaN or Inf values$"):
+    with pytest.raises(ValueError, match=r"^weights\[1\]: weights contain NaN or Inf values$"):
         qubd.ops.qubd_batched([torch.ones(4, 4, dtype=dtype), matrix])
 
 
@@ -190,6 +191,41 @@ def test_order_statistics_of_clipping_on_large_tensors(dtype, layout):
             _C.set_isa(isa)
             assert native.order_statistics(w, ranks).tolist() == expected.tolist(), (ranks, isa)
     _C.set_isa(ISAS[-1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", ["tails of equal values", "two values", "ties unlike the sample"])
+def test_order_statistics_fall_back_exactly_where_the_sample_cannot_answer(dtype, case):
+    # The sample's intervals gather at most n/64 keys each (here 2**16), all threads together;
+    # past that, or where the sample is unlike the data, radix selection answers. Either way: the
+    # sorted values, from numpy, on one thread and on two.
+    n = (1 << 22) + 3
+    w = torch.randn(n, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+    if case == "tails of equal values":  # ~3% of n at each end (~1.5% per thread of two) is one value
+        w = torch.where(w < -1.88, -4.0, torch.where(w > 1.88, 4.0, w))
+    elif case == "two values":
+        w = (w > 0.5).double()
+    else:  # ties everywhere, and what the evenly spaced runs of 16 read is all 7.0
+        w = (w * 4).round()
+        stride = n // ((1 << 15) // 16)
+        for i in range(16):
+            w[i::stride] = 7.0
+    w = w.to(dtype)
+    ordered = np.sort(w.double().numpy())
+    threads = _C.get_num_threads()
+    try:
+        for ranks in (_clip_ranks(n), _clip_ranks(n, 90.0), [n // 2]):
+            for isa in ISAS:
+                _C.set_isa(isa)
+                for count in (1, 2):
+                    _C.set_num_threads(count)
+                    assert native.order_statistics(w, ranks).tolist() == ordered[ranks].tolist(), (
+                        ranks,
+                        isa,
+                        count,
+                    )
+    finally:
+        _C.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

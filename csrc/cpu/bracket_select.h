@@ -14,9 +14,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
@@ -49,58 +51,37 @@ struct ChunkCounts {
 // interval, min and max, and inside[i] = whether key i is inside an interval. Compared as signed
 // integers (key ^ sign bit), which every instruction set compares natively; one flat loop, so the
 // reductions stay in vector registers until its end.
-template <typename Stored, typename Key = typename FloatKeys<Stored>::Key>
-[[gnu::always_inline]] inline ChunkCounts<Key> scan_chunk_body(const Key* bits, int64_t len,
-                                                               const Interval<Key>* intervals, uint8_t* inside) {
-  using Signed = std::make_signed_t<Key>;
-  constexpr Key kSign = FloatKeys<Stored>::kSign;
-  constexpr int kShift = FloatKeys<Stored>::kBits - 1;
-  const Signed a0 = Signed(intervals[0].a ^ kSign), b0 = Signed(intervals[0].b ^ kSign);
-  const Signed a1 = Signed(intervals[1].a ^ kSign), b1 = Signed(intervals[1].b ^ kSign);
-  // Counters as wide as the keys (one vector width throughout): a chunk's counts fit in 16 bits.
-  static_assert(kChunk < (int64_t(1) << 16), "a chunk's counts must fit in a 16-bit key");
-  Key below0 = 0, below1 = 0;
-  Signed lo = std::numeric_limits<Signed>::max(), hi = std::numeric_limits<Signed>::min();
-  for (int64_t i = 0; i < len; ++i) {
-    const Key u = bits[i];
-    const Signed k = Signed(u ^ Key(Key(Signed(u) >> kShift) >> 1));  // a negative value's magnitude flipped
-    below0 += Key(k < a0);
-    below1 += Key(k < a1);
-    inside[i] = uint8_t(((k >= a0) & (k <= b0)) | ((k >= a1) & (k <= b1)));
-    lo = k < lo ? k : lo;
-    hi = k > hi ? k : hi;
+template <typename Stored>
+struct ScanChunk {
+  using Key = typename FloatKeys<Stored>::Key;
+  [[gnu::always_inline]] static ChunkCounts<Key> run(const Key* bits, int64_t len, const Interval<Key>* intervals,
+                                                     uint8_t* inside) {
+    using Signed = std::make_signed_t<Key>;
+    constexpr Key kSign = FloatKeys<Stored>::kSign;
+    constexpr int kShift = FloatKeys<Stored>::kBits - 1;
+    const Signed a0 = Signed(intervals[0].a ^ kSign), b0 = Signed(intervals[0].b ^ kSign);
+    const Signed a1 = Signed(intervals[1].a ^ kSign), b1 = Signed(intervals[1].b ^ kSign);
+    // Counters as wide as the keys (one vector width throughout): a chunk's counts fit in 16 bits.
+    static_assert(kChunk < (int64_t(1) << 16), "a chunk's counts must fit in a 16-bit key");
+    Key below0 = 0, below1 = 0;
+    Signed lo = std::numeric_limits<Signed>::max(), hi = std::numeric_limits<Signed>::min();
+    for (int64_t i = 0; i < len; ++i) {
+      const Key u = bits[i];
+      const Signed k = Signed(u ^ Key(Key(Signed(u) >> kShift) >> 1));  // a negative value's magnitude flipped
+      below0 += Key(k < a0);
+      below1 += Key(k < a1);
+      inside[i] = uint8_t(((k >= a0) & (k <= b0)) | ((k >= a1) & (k <= b1)));
+      lo = k < lo ? k : lo;
+      hi = k > hi ? k : hi;
+    }
+    ChunkCounts<Key> counts;
+    counts.below[0] = below0;
+    counts.below[1] = below1;
+    counts.lo = Key(Key(lo) ^ kSign);
+    counts.hi = Key(Key(hi) ^ kSign);
+    return counts;
   }
-  ChunkCounts<Key> counts;
-  counts.below[0] = below0;
-  counts.below[1] = below1;
-  counts.lo = Key(Key(lo) ^ kSign);
-  counts.hi = Key(Key(hi) ^ kSign);
-  return counts;
-}
-template <typename Stored, typename Key>
-ChunkCounts<Key> scan_chunk_baseline(const Key* bits, int64_t len, const Interval<Key>* intervals, uint8_t* inside) {
-  return scan_chunk_body<Stored>(bits, len, intervals, inside);
-}
-#if defined(QUBD_X86_ISAS)
-template <typename Stored, typename Key>
-QUBD_TARGET_AVX2 ChunkCounts<Key> scan_chunk_avx2(const Key* bits, int64_t len, const Interval<Key>* intervals,
-                                                  uint8_t* inside) {
-  return scan_chunk_body<Stored>(bits, len, intervals, inside);
-}
-template <typename Stored, typename Key>
-QUBD_TARGET_AVX512 ChunkCounts<Key> scan_chunk_avx512(const Key* bits, int64_t len, const Interval<Key>* intervals,
-                                                      uint8_t* inside) {
-  return scan_chunk_body<Stored>(bits, len, intervals, inside);
-}
-#endif
-template <Isa isa, typename Stored, typename Key>
-ChunkCounts<Key> scan_chunk(const Key* bits, int64_t len, const Interval<Key>* intervals, uint8_t* inside) {
-#if defined(QUBD_X86_ISAS)
-  if constexpr (isa == Isa::Avx512) return scan_chunk_avx512<Stored>(bits, len, intervals, inside);
-  if constexpr (isa == Isa::Avx2) return scan_chunk_avx2<Stored>(bits, len, intervals, inside);
-#endif
-  return scan_chunk_baseline<Stored>(bits, len, intervals, inside);
-}
+};
 
 // The wanted ranks' values (in the order of `ranks`), or nothing where the sample's intervals
 // cannot be proven to hold them. Throws std::domain_error if the data hold NaN or Inf.
@@ -139,33 +120,40 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
   if (intervals.size() > size_t(kMaxIntervals)) return std::nullopt;
   const int used = int(intervals.size());
   intervals.resize(kMaxIntervals);
-  // An interval expected to hold more than this share of the data is not worth gathering.
-  const int64_t gather_limit = std::max<int64_t>(n / 64, 1 << 16);
+  const Interval<Key>* in = intervals.data();
 
+  // Every thread's keys inside interval j go to gathered[j], which holds at most gather_limit: an
+  // interval holding more of the data is not worth gathering (the caller's radix selection is then
+  // cheaper). A thread stages a chunk's keys, then claims their places with one atomic add per
+  // interval. All is allocated here, before the parallel region: an exception inside it would end
+  // the process.
+  const int64_t gather_limit = std::max<int64_t>(n / 64, 1 << 16);
+  std::vector<std::unique_ptr<Key[]>> gathered;
+  for (int j = 0; j < used; ++j) gathered.emplace_back(new Key[size_t(gather_limit)]);
   const int threads = omp_get_max_threads();
-  std::vector<std::vector<std::vector<Key>>> inside(static_cast<size_t>(threads), std::vector<std::vector<Key>>(kMaxIntervals));
+  const std::unique_ptr<Key[]> staging(new Key[size_t(threads) * kMaxIntervals * kChunk]);
+  std::atomic<int64_t> filled[kMaxIntervals]{};
+  std::atomic<bool> overflow{false};
   std::vector<int64_t> below(kMaxIntervals, 0);
   Key lo = std::numeric_limits<Key>::max(), hi = 0;
-  bool overflow = false;
-  const Interval<Key>* in = intervals.data();
   dispatch_isa([&](auto isa) {
     constexpr Isa kIsa = decltype(isa)::value;
 #pragma omp parallel num_threads(threads)
     {
-      std::vector<std::vector<Key>>& mine = inside[size_t(omp_get_thread_num())];
+      Key* staged = staging.get() + size_t(omp_get_thread_num()) * kMaxIntervals * kChunk;  // kChunk per interval
       int64_t my_below[kMaxIntervals] = {};
       Key my_lo = std::numeric_limits<Key>::max(), my_hi = 0;
-      bool my_overflow = false;
       uint8_t inside[kChunk + 8] = {};  // a word may read past `len`: those flags are masked off
 #pragma omp for schedule(static)
       for (int64_t start = 0; start < n; start += kChunk) {
+        if (overflow.load(std::memory_order_relaxed)) continue;  // the answer comes from radix selection
         const int64_t len = std::min(kChunk, n - start);
-        const ChunkCounts<Key> c = scan_chunk<kIsa, Stored>(bits + start, len, in, inside);
+        const ChunkCounts<Key> c = run_for_isa<kIsa, ScanChunk<Stored>>(bits + start, len, in, inside);
         for (int j = 0; j < kMaxIntervals; ++j) my_below[j] += c.below[j];
         my_lo = std::min(my_lo, c.lo);
         my_hi = std::max(my_hi, c.hi);
-        if (my_overflow) continue;
-        // The flags 8 at a time; the few keys inside go to their interval's list.
+        // The flags 8 at a time; the few keys inside are staged by interval.
+        int64_t staged_count[kMaxIntervals] = {};
         for (int64_t i = 0; i < len; i += 8) {
           uint64_t flags;
           std::memcpy(&flags, inside + i, 8);
@@ -173,17 +161,23 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
           for (; flags != 0; flags &= flags - 1) {
             const Key k = Keys::of_bits(bits[start + i + __builtin_ctzll(flags) / 8]);
             for (int j = 0; j < used; ++j)
-              if (k >= in[j].a && k <= in[j].b) mine[size_t(j)].push_back(k);
+              if (k >= in[j].a && k <= in[j].b) staged[j * kChunk + staged_count[j]++] = k;
           }
         }
-        for (int j = 0; j < used; ++j) my_overflow |= int64_t(mine[size_t(j)].size()) > gather_limit;
+        for (int j = 0; j < used; ++j) {
+          if (staged_count[j] == 0) continue;
+          const int64_t at = filled[j].fetch_add(staged_count[j], std::memory_order_relaxed);
+          if (at + staged_count[j] > gather_limit)
+            overflow.store(true, std::memory_order_relaxed);
+          else
+            std::copy_n(staged + j * kChunk, staged_count[j], gathered[size_t(j)].get() + at);
+        }
       }
 #pragma omp critical
       {
         for (int j = 0; j < kMaxIntervals; ++j) below[size_t(j)] += my_below[j];
         lo = std::min(lo, my_lo);
         hi = std::max(hi, my_hi);
-        overflow |= my_overflow;
       }
     }
     return 0;
@@ -191,17 +185,14 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
   if (overflow) return std::nullopt;  // counts are partial: prove nothing from them
   if (!Keys::finite(lo) || !Keys::finite(hi)) throw std::domain_error("weights contain NaN or Inf values");
 
-  std::vector<std::vector<Key>> gathered(static_cast<size_t>(used));
-  for (int j = 0; j < used; ++j)
-    for (const auto& part : inside) gathered[size_t(j)].insert(gathered[size_t(j)].end(), part[j].begin(), part[j].end());
   std::vector<double> values;
   for (int64_t r : ranks) {
     int j = 0;
-    while (j < used && !(r >= below[size_t(j)] && r < below[size_t(j)] + int64_t(gathered[size_t(j)].size()))) ++j;
+    while (j < used && !(r >= below[size_t(j)] && r < below[size_t(j)] + filled[j])) ++j;
     if (j == used) return std::nullopt;
-    std::vector<Key>& keys = gathered[size_t(j)];
-    const auto at = keys.begin() + (r - below[size_t(j)]);
-    std::nth_element(keys.begin(), at, keys.end());
+    Key* keys = gathered[size_t(j)].get();
+    Key* at = keys + (r - below[size_t(j)]);
+    std::nth_element(keys, at, keys + filled[j]);
     values.push_back(double(Keys::value(*at)));
   }
   return values;

@@ -5,6 +5,7 @@
 
 #include "block_histograms.h"
 #include "dispatch.h"
+#include "isa.h"
 #include "kernels.h"
 #include "qubd/quantize.h"
 #include "plane_ones.h"
@@ -13,45 +14,16 @@
 namespace qubd::cpu {
 namespace {
 
-template <typename Stored, typename Code>
-[[gnu::always_inline]] inline void quantize_row_body(const Stored* weights, int64_t n,
-                                                     typename Element<Stored>::Compute lo,
-                                                     typename Element<Stored>::Compute delta,
-                                                     typename Element<Stored>::Compute max_code, Code* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = Code(quantize_value(Element<Stored>::load(weights[i]), lo, delta, max_code));
-}
-
-// The same loop compiled for each instruction set (the compiler vectorises it).
-template <typename Stored, typename Code>
-void quantize_row_baseline(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
-                           typename Element<Stored>::Compute delta, typename Element<Stored>::Compute max_code,
-                           Code* out) {
-  quantize_row_body(weights, n, lo, delta, max_code, out);
-}
-#if defined(QUBD_X86_ISAS)
-template <typename Stored, typename Code>
-QUBD_TARGET_AVX2 void quantize_row_avx2(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
-                                        typename Element<Stored>::Compute delta,
-                                        typename Element<Stored>::Compute max_code, Code* out) {
-  quantize_row_body(weights, n, lo, delta, max_code, out);
-}
-template <typename Stored, typename Code>
-QUBD_TARGET_AVX512 void quantize_row_avx512(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
-                                            typename Element<Stored>::Compute delta,
-                                            typename Element<Stored>::Compute max_code, Code* out) {
-  quantize_row_body(weights, n, lo, delta, max_code, out);
-}
-#endif
-
-template <Isa isa, typename Stored, typename Code>
-void quantize_row(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
-                  typename Element<Stored>::Compute delta, typename Element<Stored>::Compute max_code, Code* out) {
-#if defined(QUBD_X86_ISAS)
-  if constexpr (isa == Isa::Avx512) return quantize_row_avx512(weights, n, lo, delta, max_code, out);
-  if constexpr (isa == Isa::Avx2) return quantize_row_avx2(weights, n, lo, delta, max_code, out);
-#endif
-  quantize_row_baseline(weights, n, lo, delta, max_code, out);
-}
+// n weights quantised to codes (the compiler vectorises the loop for each instruction set).
+struct QuantizeRow {
+  template <typename Stored, typename Code>
+  [[gnu::always_inline]] static void run(const Stored* weights, int64_t n, typename Element<Stored>::Compute lo,
+                                         typename Element<Stored>::Compute delta,
+                                         typename Element<Stored>::Compute max_code, Code* out) {
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = Code(quantize_value(Element<Stored>::load(weights[i]), lo, delta, max_code));
+  }
+};
 
 void check_bits(int bits) {
   if (bits < 1 || bits > 16) throw std::invalid_argument("bits must be in 1..16, got " + std::to_string(bits));
@@ -83,11 +55,11 @@ void quantize_to_grid(const void* weights, DType dtype, int64_t n, double lo, do
       for (int64_t start = 0; start < n; start += kChunk) {
         const int64_t len = std::min(kChunk, n - start);
         if (bits <= 8)
-          quantize_row<kIsa>(w + start, len, Compute(lo), Compute(delta), max_code,
-                             static_cast<uint8_t*>(codes) + start);
+          run_for_isa<kIsa, QuantizeRow>(w + start, len, Compute(lo), Compute(delta), max_code,
+                                         static_cast<uint8_t*>(codes) + start);
         else
-          quantize_row<kIsa>(w + start, len, Compute(lo), Compute(delta), max_code,
-                             static_cast<int32_t*>(codes) + start);
+          run_for_isa<kIsa, QuantizeRow>(w + start, len, Compute(lo), Compute(delta), max_code,
+                                         static_cast<int32_t*>(codes) + start);
       }
       return 0;
     });
@@ -108,7 +80,8 @@ void with_quantised_rows(const void* weights, DType dtype, int64_t cols, double 
       const auto* w = static_cast<const Stored*>(weights);
       const Compute max_code = Compute((1u << bits) - 1);
       auto quantised_row = [=](auto isa, int64_t r, int64_t c0, int64_t n, Code* scratch) -> const Code* {
-        quantize_row<decltype(isa)::value>(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code, scratch);
+        run_for_isa<decltype(isa)::value, QuantizeRow>(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code,
+                                                       scratch);
         return scratch;
       };
       fn(code, quantised_row, MatrixMemory{weights, int64_t(sizeof(Stored))});

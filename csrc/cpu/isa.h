@@ -25,6 +25,40 @@ Isa active_isa();
 std::vector<std::string> supported_isas();
 void set_isa(const std::string& name);
 
+// One loop compiled for each instruction set, from one body: `Loop` is a type whose static
+// `[[gnu::always_inline]] run(...)` has no target attribute of its own, so each wrapper below inlines
+// it and the compiler vectorises it for the wrapper's target. run_for_isa<isa, Loop>(args...) calls
+// the wrapper of `isa` (an out-of-line call: a target-attributed function is never inlined into a
+// baseline caller).
+namespace isa_wrappers {
+template <typename Loop, typename... Args>
+auto baseline(Args... args) {
+  return Loop::run(args...);
+}
+#if defined(QUBD_X86_ISAS)
+template <typename Loop, typename... Args>
+QUBD_TARGET_AVX2 auto avx2(Args... args) {
+  return Loop::run(args...);
+}
+template <typename Loop, typename... Args>
+QUBD_TARGET_AVX512 auto avx512(Args... args) {
+  return Loop::run(args...);
+}
+#endif
+}  // namespace isa_wrappers
+
+template <Isa isa, typename Loop, typename... Args>
+auto run_for_isa(Args... args) {
+#if defined(QUBD_X86_ISAS)
+  if constexpr (isa == Isa::Avx512)
+    return isa_wrappers::avx512<Loop>(args...);
+  else if constexpr (isa == Isa::Avx2)
+    return isa_wrappers::avx2<Loop>(args...);
+  else
+#endif
+    return isa_wrappers::baseline<Loop>(args...);
+}
+
 // Calls fn(std::integral_constant<Isa, active_isa()>{}).
 template <typename Fn>
 auto dispatch_isa(Fn&& fn) {

@@ -41,40 +41,20 @@ constexpr int64_t kSmallSelect = 1 << 16;
 
 // Whether any of `len` keys of bits has its high bits (above `low_bits`) in `fast`: branch-free,
 // so the compiler vectorises it for each instruction set.
-template <typename Stored, typename Key = typename FloatKeys<Stored>::Key>
-[[gnu::always_inline]] inline bool span_has_prefix_body(const Key* bits, int64_t len, int low_bits,
-                                                        const Key* fast) {
-  Key hits = 0;
-  for (int64_t i = 0; i < len; ++i) {
-    const Key h = Key(FloatKeys<Stored>::of_bits(bits[i]) >> low_bits);
-    Key hit = 0;
-    for (int s = 0; s < kFastSlots; ++s) hit |= Key(h == fast[s]);
-    hits |= hit;
+template <typename Stored>
+struct SpanHasPrefix {
+  using Key = typename FloatKeys<Stored>::Key;
+  [[gnu::always_inline]] static bool run(const Key* bits, int64_t len, int low_bits, const Key* fast) {
+    Key hits = 0;
+    for (int64_t i = 0; i < len; ++i) {
+      const Key h = Key(FloatKeys<Stored>::of_bits(bits[i]) >> low_bits);
+      Key hit = 0;
+      for (int s = 0; s < kFastSlots; ++s) hit |= Key(h == fast[s]);
+      hits |= hit;
+    }
+    return hits != 0;
   }
-  return hits != 0;
-}
-template <typename Stored, typename Key>
-bool span_has_prefix_baseline(const Key* bits, int64_t len, int low_bits, const Key* fast) {
-  return span_has_prefix_body<Stored>(bits, len, low_bits, fast);
-}
-#if defined(QUBD_X86_ISAS)
-template <typename Stored, typename Key>
-QUBD_TARGET_AVX2 bool span_has_prefix_avx2(const Key* bits, int64_t len, int low_bits, const Key* fast) {
-  return span_has_prefix_body<Stored>(bits, len, low_bits, fast);
-}
-template <typename Stored, typename Key>
-QUBD_TARGET_AVX512 bool span_has_prefix_avx512(const Key* bits, int64_t len, int low_bits, const Key* fast) {
-  return span_has_prefix_body<Stored>(bits, len, low_bits, fast);
-}
-#endif
-template <Isa isa, typename Stored, typename Key>
-bool span_has_prefix(const Key* bits, int64_t len, int low_bits, const Key* fast) {
-#if defined(QUBD_X86_ISAS)
-  if constexpr (isa == Isa::Avx512) return span_has_prefix_avx512<Stored>(bits, len, low_bits, fast);
-  if constexpr (isa == Isa::Avx2) return span_has_prefix_avx2<Stored>(bits, len, low_bits, fast);
-#endif
-  return span_has_prefix_baseline<Stored>(bits, len, low_bits, fast);
-}
+};
 
 template <typename Stored>
 class RadixSelect {
@@ -218,7 +198,8 @@ class RadixSelect {
       for (int64_t start = begin; start < end; start += kSpan) {
         const int64_t len = std::min(kSpan, end - start);
         // Too many prefixes for the fast test: look at every key.
-        if (slots <= kFastSlots && !span_has_prefix<kIsa, Stored>(bits + start, len, low_bits, fast)) continue;
+        if (slots <= kFastSlots && !run_for_isa<kIsa, SpanHasPrefix<Stored>>(bits + start, len, low_bits, fast))
+          continue;
         for (int64_t i = start; i < start + len; ++i) {
           const Key k = Keys::of_bits(bits[i]);
           const int s = slot(prefixes, Key(k >> low_bits));

@@ -21,46 +21,25 @@ struct KeyBounds {
   Key hi = 0;
 };
 
-// Compared as signed integers (key ^ sign bit): SSE2 compares those natively (and has the 16-bit
-// min/max), so even the baseline build vectorises the loop.
-template <typename Stored, typename Key = typename FloatKeys<Stored>::Key>
-[[gnu::always_inline]] inline KeyBounds<Key> key_bounds_body(const Key* bits, int64_t n) {
-  using Signed = std::make_signed_t<Key>;
-  constexpr Key kSign = FloatKeys<Stored>::kSign;
-  Signed lo = std::numeric_limits<Signed>::max(), hi = std::numeric_limits<Signed>::min();
-  for (int64_t i = 0; i < n; ++i) {
-    const Key u = bits[i];
-    const Signed k = Signed(u ^ Key(Key(Signed(u) >> (FloatKeys<Stored>::kBits - 1)) >> 1));  // negative: magnitude flipped
-    lo = k < lo ? k : lo;
-    hi = k > hi ? k : hi;
+// The bounds of n keys, compared as signed integers (key ^ sign bit): SSE2 compares those natively
+// (and has the 16-bit min/max), so even the baseline build vectorises the min/max reduction.
+template <typename Stored>
+struct ScanKeyBounds {
+  using Key = typename FloatKeys<Stored>::Key;
+  [[gnu::always_inline]] static KeyBounds<Key> run(const Key* bits, int64_t n) {
+    using Signed = std::make_signed_t<Key>;
+    constexpr Key kSign = FloatKeys<Stored>::kSign;
+    Signed lo = std::numeric_limits<Signed>::max(), hi = std::numeric_limits<Signed>::min();
+    for (int64_t i = 0; i < n; ++i) {
+      const Key u = bits[i];
+      // A negative value's magnitude flipped.
+      const Signed k = Signed(u ^ Key(Key(Signed(u) >> (FloatKeys<Stored>::kBits - 1)) >> 1));
+      lo = k < lo ? k : lo;
+      hi = k > hi ? k : hi;
+    }
+    return {Key(Key(lo) ^ kSign), Key(Key(hi) ^ kSign)};
   }
-  return {Key(Key(lo) ^ kSign), Key(Key(hi) ^ kSign)};
-}
-
-// The same loop compiled for each instruction set (the compiler vectorises the min/max reduction).
-template <typename Stored, typename Key>
-KeyBounds<Key> key_bounds_baseline(const Key* bits, int64_t n) {
-  return key_bounds_body<Stored>(bits, n);
-}
-#if defined(QUBD_X86_ISAS)
-template <typename Stored, typename Key>
-QUBD_TARGET_AVX2 KeyBounds<Key> key_bounds_avx2(const Key* bits, int64_t n) {
-  return key_bounds_body<Stored>(bits, n);
-}
-template <typename Stored, typename Key>
-QUBD_TARGET_AVX512 KeyBounds<Key> key_bounds_avx512(const Key* bits, int64_t n) {
-  return key_bounds_body<Stored>(bits, n);
-}
-#endif
-
-template <Isa isa, typename Stored, typename Key>
-KeyBounds<Key> key_bounds(const Key* bits, int64_t n) {
-#if defined(QUBD_X86_ISAS)
-  if constexpr (isa == Isa::Avx512) return key_bounds_avx512<Stored>(bits, n);
-  if constexpr (isa == Isa::Avx2) return key_bounds_avx2<Stored>(bits, n);
-#endif
-  return key_bounds_baseline<Stored>(bits, n);
-}
+};
 
 template <typename Stored>
 void bounds_of(const void* values, int64_t n, double* lo_hi) {
@@ -73,7 +52,7 @@ void bounds_of(const void* values, int64_t n, double* lo_hi) {
     constexpr Isa kIsa = decltype(isa)::value;
 #pragma omp parallel for schedule(static) reduction(min : lo) reduction(max : hi) if (n > 4 * kChunk)
     for (int64_t start = 0; start < n; start += kChunk) {
-      const KeyBounds<Key> part = key_bounds<kIsa, Stored>(bits + start, std::min(kChunk, n - start));
+      const KeyBounds<Key> part = run_for_isa<kIsa, ScanKeyBounds<Stored>>(bits + start, std::min(kChunk, n - start));
       lo = std::min(lo, part.lo);
       hi = std::max(hi, part.hi);
     }

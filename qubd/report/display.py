@@ -1,18 +1,12 @@
 """A ReportData at a glance: a short ``repr`` (model, settings, totals, advice) and, in notebooks, an
-HTML table of QuBD per plane against the baseline."""
+HTML table of QuBD per plane against the baseline. The settings in the words of the table and figure
+titles (``ReportData.settings_line``)."""
 
 from __future__ import annotations
 
 from html import escape
 
 from qubd.report.scores import ReportData
-
-
-def settings(report: ReportData) -> str:
-    o = report.options
-    span = "min/max" if o.clip is None else f"clip {o.clip:g}"
-    baseline = o.baseline if o.runs <= 1 else f"{o.baseline} x{o.repeats}"
-    return f"{o.bits} bits, {span}, baseline {baseline}{o.layout_note}"
 
 
 def totals(report: ReportData) -> str:
@@ -32,7 +26,8 @@ def advice_line(report: ReportData) -> str:
 
 
 def report_repr(report: ReportData) -> str:
-    return f"<qubd.ReportData {report.source!r}: {settings(report)}; {totals(report)}; {advice_line(report)}>"
+    settings = report.settings_line()
+    return f"<qubd.ReportData {report.source!r}: {settings}; {totals(report)}; {advice_line(report)}>"
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -56,7 +51,7 @@ def report_html(report: ReportData) -> str:
         ]
         rows.append(f"<tr{mark}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
     return (
-        f"<div><p><b>QuBD of {escape(report.source)}</b>: {escape(settings(report))}<br>"
+        f"<div><p><b>QuBD of {escape(report.source)}</b>: {escape(report.settings_line())}<br>"
         f"{escape(totals(report))}<br>{escape(advice_line(report))} (bold: planes below baseline)</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )

@@ -19,20 +19,17 @@ BINARY = "binary"
 MANIFOLD = "manifold"
 
 
-def single_value_measures(options: ScoreOptions) -> tuple[str, ...]:
-    """The measures with one value per tensor ("binary", "manifold") that ``options`` asks for."""
-    return tuple(name for name, wanted in ((BINARY, options.binary), (MANIFOLD, options.manifold)) if wanted)
-
-
 def measure_names(options: ScoreOptions) -> tuple[str, ...]:
     """The measures ``measure`` returns: "bdm" (per plane), then "binary", compressors and "manifold"
     if asked."""
-    return (
-        (BDM,)
-        + ((BINARY,) if options.binary else ())
-        + options.compressors
-        + ((MANIFOLD,) * options.manifold)
-    )
+    binary = (BINARY,) if options.binary else ()
+    manifold = (MANIFOLD,) if options.manifold else ()
+    return (BDM, *binary, *options.compressors, *manifold)
+
+
+def single_value_measures(options: ScoreOptions) -> tuple[str, ...]:
+    """The measures with one value per tensor ("binary", "manifold") that ``options`` asks for."""
+    return tuple(name for name in measure_names(options) if name in (BINARY, MANIFOLD))
 
 
 @dataclass
