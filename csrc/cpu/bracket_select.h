@@ -152,9 +152,17 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
         for (int j = 0; j < kMaxIntervals; ++j) my_below[j] += c.below[j];
         my_lo = std::min(my_lo, c.lo);
         my_hi = std::max(my_hi, c.hi);
-        // The flags 8 at a time; the few keys inside are staged by interval.
+        // The flags 8 at a time; the few keys inside are staged by interval. Meanwhile the next
+        // chunk is prefetched into L2, a cache line per line of keys read here: this loop makes no
+        // memory traffic of its own (float32 8192^2: 60 -> 45 ms).
         int64_t staged_count[kMaxIntervals] = {};
+        const char* ahead = reinterpret_cast<const char*>(bits + start + kChunk);
+        const char* const ahead_end = reinterpret_cast<const char*>(bits + n);
         for (int64_t i = 0; i < len; i += 8) {
+          if (i % int64_t(64 / sizeof(Key)) == 0 && ahead < ahead_end) {
+            __builtin_prefetch(ahead, 0, 2);
+            ahead += 64;
+          }
           uint64_t flags;
           std::memcpy(&flags, inside + i, 8);
           if (i + 8 > len) flags &= (uint64_t(1) << (8 * (len - i))) - 1;
