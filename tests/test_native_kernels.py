@@ -99,6 +99,20 @@ def test_threads_and_repeated_codes_equal_reference(bits):
         _C.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_looked_up_codes_equal_reference(dtype):
+    # 16-bit floats past 2**20 weights (codes of at most 8 bits) are looked up in a table of every
+    # bit pattern: subnormals, signed zeros, values outside the grid (clipped) and exact ties.
+    w = weights(1024, 1024, dtype, 11)
+    special = torch.tensor([0.0, -0.0, 1e-40, -1e-40, 6e-8, 1e4, -1e4, 0.5, -0.5], dtype=torch.float32)
+    w.view(-1)[: special.numel()] = special.to(dtype)
+    for bits, clip in ((1, None), (4, 99.0), (8, None), (8, 90.0)):
+        g = quant_grid(*value_range(w, clip, torch.ops.qubd.order_statistics), bits)
+        expected = blocks.weight_histograms(w, g.lo, g.delta, bits)
+        for isa in each_isa():
+            assert torch.equal(native.weight_histograms(w, g.lo, g.delta, bits), expected), (isa, bits, clip)
+
+
 @pytest.mark.parametrize(("dtype", "bits"), [(torch.uint8, 8), (torch.int16, 11), (torch.int32, 16)])
 def test_code_histograms_equal_reference(dtype, bits):
     q = torch.randint(0, 2**bits, (20, 1030), generator=torch.Generator().manual_seed(bits)).to(dtype)
