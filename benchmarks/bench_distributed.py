@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from make_sharded_checkpoint import PRESETS, Shape, tensor_shapes  # noqa: E402
 
-from qubd.distributed.order_statistics import DIGIT_BITS  # noqa: E402
+from qubd.distributed.order_statistics import DIGIT_BITS, INT32_MAX  # noqa: E402
 
 WANTED_RANKS = 4  # below/above of each clip quantile: at most 4 prefixes after the first digit
 
@@ -201,10 +201,10 @@ def step_bytes(
         sent["flags and counts"] += (
             world - 1
         ) * 16 + ring * 8 * 3  # layout all-gather, 2 fail flags, NaN count
-        if clip:  # one digit of the stored bits' keys per all-reduce, the first for one prefix
-            digits = element_bytes * 8 // DIGIT_BITS
-            counts = 2**DIGIT_BITS * (1 + WANTED_RANKS * (digits - 1))
-            sent["range"] += ring * counts * 8
+        if clip:  # a digit of the stored bits' keys per all-reduce, the first for one prefix
+            widths = DIGIT_BITS[element_bytes * 8]
+            counts = 2 ** widths[0] + WANTED_RANKS * sum(2**w for w in widths[1:])
+            sent["range"] += ring * counts * (4 if rows * cols <= INT32_MAX else 8)
         else:
             sent["range"] += ring * 16
         per_rank = -(-rows // world)
@@ -236,6 +236,7 @@ def bytes_report(world: int, preset: str) -> None:
 
 
 def _quantiles_worker(rank: int, world: int, port: int, queue, numel: int, rounds: int, before: str | None):
+    import functools
     import importlib.util
 
     import torch.distributed as dist
@@ -247,7 +248,8 @@ def _quantiles_worker(rank: int, world: int, port: int, queue, numel: int, round
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    ways = {"native": order_statistics, "torch reference": order_statistics}
+    whole = functools.partial(order_statistics, numel=numel)  # int32 counts, as sharded.py sends them
+    ways = {"native": whole, "torch reference": whole}
     if before:
         spec = importlib.util.spec_from_file_location("before", before)
         module = importlib.util.module_from_spec(spec)

@@ -3,11 +3,12 @@
 // (float_keys.h) among the keys whose higher digits equal a prefix. The first digit (no prefix) is
 // a histogram of every key, in per-thread 32-bit counters, two copies in turn: weights crowd into a
 // few buckets, and back-to-back increments of one counter would each wait for the last. A later
-// digit's keys are a sliver of the data: spans of keys are first tested for one with a wanted
-// prefix, branch-free and vectorised per instruction set, and only spans holding one are counted.
+// digit's keys are a sliver of the data: the keys with a wanted prefix are flagged, branch-free and
+// vectorised per instruction set, and only those are counted.
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -25,37 +26,44 @@ constexpr int kTestedPrefixes = 4;            // at most this many prefixes take
 constexpr int64_t kSpan = 64;                 // keys tested together
 constexpr int64_t kFlush = int64_t(1) << 31;  // keys counted into 32-bit counters between merges
 
-// Whether a key of bits[0, len) has its high bits (above `low_bits`) equal to one of `wanted`.
+// flags[i] = whether key i of bits[0, len) has its high bits (above `low_bits`) equal to one of
+// `wanted`; returns whether any has. Branch-free, so the compiler vectorises it.
 template <typename Stored, typename Key = typename FloatKeys<Stored>::Key>
-[[gnu::always_inline]] inline bool any_prefixed_body(const Key* bits, int64_t len, int low_bits, const Key* wanted) {
-  Key hits = 0;
+[[gnu::always_inline]] inline bool flag_prefixed_body(const Key* bits, int64_t len, int low_bits, const Key* wanted,
+                                                      uint8_t* flags) {
+  uint8_t any = 0;
   for (int64_t i = 0; i < len; ++i) {
     const Key high = Key(FloatKeys<Stored>::of_bits(bits[i]) >> low_bits);
-    for (int s = 0; s < kTestedPrefixes; ++s) hits |= Key(high == wanted[s]);
+    uint8_t hit = 0;
+    for (int s = 0; s < kTestedPrefixes; ++s) hit |= uint8_t(high == wanted[s]);
+    flags[i] = hit;
+    any |= hit;
   }
-  return hits != 0;
+  return any != 0;
 }
 template <typename Stored, typename Key>
-bool any_prefixed_baseline(const Key* bits, int64_t len, int low_bits, const Key* wanted) {
-  return any_prefixed_body<Stored>(bits, len, low_bits, wanted);
+bool flag_prefixed_baseline(const Key* bits, int64_t len, int low_bits, const Key* wanted, uint8_t* flags) {
+  return flag_prefixed_body<Stored>(bits, len, low_bits, wanted, flags);
 }
 #if defined(QUBD_X86_ISAS)
 template <typename Stored, typename Key>
-QUBD_TARGET_AVX2 bool any_prefixed_avx2(const Key* bits, int64_t len, int low_bits, const Key* wanted) {
-  return any_prefixed_body<Stored>(bits, len, low_bits, wanted);
+QUBD_TARGET_AVX2 bool flag_prefixed_avx2(const Key* bits, int64_t len, int low_bits, const Key* wanted,
+                                         uint8_t* flags) {
+  return flag_prefixed_body<Stored>(bits, len, low_bits, wanted, flags);
 }
 template <typename Stored, typename Key>
-QUBD_TARGET_AVX512 bool any_prefixed_avx512(const Key* bits, int64_t len, int low_bits, const Key* wanted) {
-  return any_prefixed_body<Stored>(bits, len, low_bits, wanted);
+QUBD_TARGET_AVX512 bool flag_prefixed_avx512(const Key* bits, int64_t len, int low_bits, const Key* wanted,
+                                             uint8_t* flags) {
+  return flag_prefixed_body<Stored>(bits, len, low_bits, wanted, flags);
 }
 #endif
 template <Isa isa, typename Stored, typename Key>
-bool any_prefixed(const Key* bits, int64_t len, int low_bits, const Key* wanted) {
+bool flag_prefixed(const Key* bits, int64_t len, int low_bits, const Key* wanted, uint8_t* flags) {
 #if defined(QUBD_X86_ISAS)
-  if constexpr (isa == Isa::Avx512) return any_prefixed_avx512<Stored>(bits, len, low_bits, wanted);
-  if constexpr (isa == Isa::Avx2) return any_prefixed_avx2<Stored>(bits, len, low_bits, wanted);
+  if constexpr (isa == Isa::Avx512) return flag_prefixed_avx512<Stored>(bits, len, low_bits, wanted, flags);
+  if constexpr (isa == Isa::Avx2) return flag_prefixed_avx2<Stored>(bits, len, low_bits, wanted, flags);
 #endif
-  return any_prefixed_baseline<Stored>(bits, len, low_bits, wanted);
+  return flag_prefixed_baseline<Stored>(bits, len, low_bits, wanted, flags);
 }
 
 template <typename Stored>
@@ -110,21 +118,38 @@ class DigitCounter {
     for (; i < end; ++i) ++local[size_t(Keys::of_bits(bits_[i]) >> shift_)];
   }
 
+  // Few prefixes: each span's keys are flagged (vectorised), and only the flagged ones, found 8 flags
+  // at a time, are counted. Many: every key's prefix is looked up.
   void count_prefixed(int64_t begin, int64_t end, uint32_t* local) const {
     const int low_bits = Keys::kBits - fixed_bits_;
     const int rows = int(prefixes_.size());
+    const auto count = [&](Key k, size_t row) { ++local[row * bins_ + size_t((k >> shift_) & Key(bins_ - 1))]; };
+    if (rows > kTestedPrefixes) {
+      for (int64_t i = begin; i < end; ++i) {
+        const Key k = Keys::of_bits(bits_[i]), high = Key(k >> low_bits);
+        const auto at = std::lower_bound(prefixes_.begin(), prefixes_.end(), high);
+        if (at != prefixes_.end() && *at == high) count(k, size_t(at - prefixes_.begin()));
+      }
+      return;
+    }
     Key tested[kTestedPrefixes];
     for (int s = 0; s < kTestedPrefixes; ++s) tested[s] = prefixes_[size_t(std::min(s, rows - 1))];
     dispatch_isa([&](auto isa) {
       constexpr Isa kIsa = decltype(isa)::value;
+      uint8_t flags[kSpan] = {};
       for (int64_t start = begin; start < end; start += kSpan) {
         const int64_t len = std::min(kSpan, end - start);
-        if (rows <= kTestedPrefixes && !any_prefixed<kIsa, Stored>(bits_ + start, len, low_bits, tested)) continue;
-        for (int64_t i = start; i < start + len; ++i) {
-          const Key k = Keys::of_bits(bits_[i]), high = Key(k >> low_bits);
-          const auto at = std::lower_bound(prefixes_.begin(), prefixes_.end(), high);
-          if (at != prefixes_.end() && *at == high)
-            ++local[size_t(at - prefixes_.begin()) * bins_ + size_t((k >> shift_) & Key(bins_ - 1))];
+        if (!flag_prefixed<kIsa, Stored>(bits_ + start, len, low_bits, tested, flags)) continue;
+        for (int64_t i = 0; i < len; i += 8) {
+          uint64_t word;
+          std::memcpy(&word, flags + i, 8);
+          if (i + 8 > len) word &= (uint64_t(1) << (8 * (len - i))) - 1;
+          for (; word != 0; word &= word - 1) {
+            const Key k = Keys::of_bits(bits_[start + i + __builtin_ctzll(word) / 8]), high = Key(k >> low_bits);
+            int row = 0;
+            while (prefixes_[size_t(row)] != high) ++row;
+            count(k, size_t(row));
+          }
         }
       }
       return 0;

@@ -22,44 +22,54 @@ from qubd.distributed.collectives import comm_device
 from qubd.range import clip_range, compute_dtype
 from qubd.reference.radix_counts import key_bits, key_value, order_keys
 
-DIGIT_BITS = 16
+# The digits of a key, by its width, from the top. The first holds the sign and exponent, so it
+# separates NaN/Inf from every finite value.
+DIGIT_BITS = {16: (16,), 32: (16, 16), 64: (16, 16, 16, 16)}
+INT32_MAX = 2**31 - 1
 
 
 def _finite_buckets(dtype: torch.dtype) -> tuple[int, int]:
-    """The first digits (top 16 key bits) of the finite values of ``dtype``: a range [a, b]."""
+    """The first digits of the keys of the finite values of ``dtype``: a range [a, b]."""
+    bits = key_bits(dtype)
+    width = DIGIT_BITS[bits][0]
     extremes = torch.tensor([torch.finfo(dtype).min, torch.finfo(dtype).max], dtype=dtype)
-    first = (order_keys(extremes) >> (key_bits(dtype) - DIGIT_BITS)) & ((1 << DIGIT_BITS) - 1)
+    first = (order_keys(extremes) >> (bits - width)) & ((1 << width) - 1)
     return int(first[0]), int(first[1])
 
 
 def order_statistics(
-    local: torch.Tensor, ranks: list[int], group: dist.ProcessGroup | None = None
+    local: torch.Tensor, ranks: list[int], group: dist.ProcessGroup | None = None, numel: int | None = None
 ) -> torch.Tensor:
     """The values at 0-based ``ranks`` of all ranks' ``local`` values sorted together (every rank gets
     them; each rank passes the same ``ranks`` and a tensor of the same dtype), in the compute dtype,
     as one process's ``torch.ops.qubd.order_statistics`` of the whole tensor, -0.0 and +0.0 apart as
-    it keeps them. ValueError on every rank if some rank's values hold NaN or Inf."""
+    it keeps them. ValueError on every rank if some rank's values hold NaN or Inf. ``numel``, the
+    number of values over all ranks where the caller knows it: counts then travel as int32 when it
+    fits (half the bytes)."""
     dtype = compute_dtype(local.dtype)
     if not ranks:
         return torch.empty(0, dtype=dtype)
     device = comm_device(group)
+    sent = torch.int32 if numel is not None and numel <= INT32_MAX else torch.int64
     found = [0] * len(ranks)  # each wanted rank's key digits so far
     remaining = list(ranks)  # its rank among the keys that share them
-    for fixed in range(0, key_bits(local.dtype), DIGIT_BITS):
+    fixed = 0
+    for width in DIGIT_BITS[key_bits(local.dtype)]:
         prefixes = sorted(set(found))
-        counts = torch.ops.qubd.radix_digit_counts(local, prefixes, fixed, DIGIT_BITS).to(device)
+        counts = torch.ops.qubd.radix_digit_counts(local, prefixes, fixed, width).to(device, sent)
         dist.all_reduce(counts, group=group)
-        counts = counts.cpu()
+        counts = counts.to("cpu", torch.int64)
         if fixed == 0:
             _check_finite(counts[0], local.dtype)
         cumulative = counts.cumsum(dim=1)
         for i, prefix in enumerate(found):
             row = cumulative[prefixes.index(prefix)]
             digit = int(torch.searchsorted(row, remaining[i], right=True).item())
-            if digit >= 1 << DIGIT_BITS:
+            if digit >= 1 << width:
                 raise ValueError(f"rank {ranks[i]} is past the {int(row[-1])} values")
             remaining[i] -= int(row[digit - 1]) if digit else 0
-            found[i] = (prefix << DIGIT_BITS) | digit
+            found[i] = (prefix << width) | digit
+        fixed += width
     return torch.stack([key_value(key, local.dtype) for key in found]).to(dtype)
 
 
@@ -76,7 +86,7 @@ def global_range(
     (``local`` may be empty), on every rank. The values must be finite (checked before)."""
     dtype = compute_dtype(local.dtype)
     if clip is not None:
-        return clip_range(numel, clip, dtype, lambda ranks: order_statistics(local, ranks, group))
+        return clip_range(numel, clip, dtype, lambda ranks: order_statistics(local, ranks, group, numel))
     if local.numel():
         lo, hi = (x.to(torch.float64) for x in torch.aminmax(local))
     else:

@@ -23,7 +23,7 @@ from qubd.checkpoints import as_scorable, nonfinite_count
 from qubd.ctm.tables import BLOCK_CODES
 from qubd.distributed.collectives import all_or_none, comm_device
 from qubd.distributed.halo import BLOCK, ShardLayout, owned_blocks
-from qubd.distributed.order_statistics import global_range
+from qubd.distributed.order_statistics import INT32_MAX, global_range
 from qubd.range import QuantGrid, quant_grid
 from qubd.reference.plane_ones import block_ones, edge_ones
 from qubd.report.baselines import expected_baseline
@@ -32,8 +32,6 @@ from qubd.report.measure import BDM
 from qubd.report.options import EXPECTED, ScoreOptions
 from qubd.report.range_notes import FLOAT64_GRID, TINY_SPAN
 from qubd.report.scores import TensorScore
-
-INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
