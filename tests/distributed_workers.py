@@ -177,6 +177,21 @@ def check_wide(rank: int, world: int, tmp: str) -> dict:
     return {str(clip): report_dict(qubd.score(model, bits=8, clip=clip)) for clip in (None, 99.9)}
 
 
+def check_trainer_callback(rank: int, world: int, tmp: str) -> dict:
+    """The Hugging Face callback's hooks as the Trainer calls them on each rank, on an FSDP2 model."""
+    from transformers import TrainerState
+
+    from qubd.integrations import QubdTrainerCallback
+
+    callback = QubdTrainerCallback(every=2, path=os.path.join(tmp, "callback.json"), clip=99.9)
+    state = TrainerState(is_world_process_zero=rank == 0)
+    callback.on_train_begin(None, state, None, model=_fsdp_model())
+    for step in (1, 2, 3):
+        state.global_step = step
+        callback.on_step_end(None, state, None)
+    return {"entries": callback.tracker.entries}
+
+
 def check_shard1(rank: int, world: int, tmp: str) -> dict:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import Shard, distribute_tensor
@@ -272,6 +287,7 @@ CHECKS = {
     "fsdp": check_fsdp,
     "shard1": check_shard1,
     "wide": check_wide,
+    "trainer_callback": check_trainer_callback,
     "ddp": check_ddp,
     "faults": check_faults,
     "cli": check_cli,

@@ -29,6 +29,7 @@ WORLD_CHECKS = {
         "halo",
         "fsdp",
         "wide",
+        "trainer_callback",
         "ddp",
         "faults",
         "cli",
@@ -143,6 +144,19 @@ def test_tracker_on_fsdp2_model_logs_one_process_scores(worlds, size):
         assert without_time(rank_results["tracker"]) == without_time(want)
     log = json.loads((worlds(size)[1] / "log.json").read_text())
     assert without_time(log["entries"][0]) == without_time(want)
+
+
+def test_trainer_callback_on_fsdp2_model_scores_on_every_rank(worlds):
+    """Every rank runs the tracker (rank 0 alone would wait for the others forever); rank 0 writes."""
+    pytest.importorskip("transformers", reason="transformers comes with the test extra")
+    tracker = qubd.ComplexityTracker(workers.transformer(), clip=99.9)
+    for step in (0, 2):
+        tracker.log(step)
+    want = [without_time(e) for e in tracker.entries]
+    for rank_results in results_of(worlds, 2, "trainer_callback"):
+        assert [without_time(e) for e in rank_results["entries"]] == want
+    log = json.loads((worlds(2)[1] / "callback.json").read_text())
+    assert [without_time(e) for e in log["entries"]] == want
 
 
 def without_time(entry: dict) -> dict:
