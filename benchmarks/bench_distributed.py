@@ -176,13 +176,30 @@ def tracking(nproc: int, shape: dict[str, int]) -> None:
         print(
             f"{world} process(es): {results[world][0]:.2f} s per step, totals {results[world][1]}", flush=True
         )
+    whole, whole_total = _unsharded_step(shape)
     one, many = results[1][0], results[nproc][0]
     print(
         f"| FSDP2 tracking step, {weights / 1e6:.0f} M weights, clip 99.9, 8 bits "
         f"| {one:.2f} s | {many:.2f} s "
         f"| {one / many:.2f}x | same total: {results[1][1] == results[nproc][1]} |"
     )
+    print(
+        f"| the same model unsharded, one process | {whole:.2f} s | - "
+        f"| sharded on 1 rank: {one / whole:.2f}x the time | same total: {results[1][1] == {whole_total}} |"
+    )
     print(machine())
+
+
+def _unsharded_step(shape: dict[str, int]) -> tuple[float, float]:
+    """Seconds of one ``qubd.score`` of the model whole, in this process (after a warm-up), and its total."""
+    import qubd
+
+    torch.manual_seed(0)
+    model = llama_like(**shape)
+    qubd.score(model, baseline="none")
+    started = time.perf_counter()
+    report = qubd.score(model, baseline="none")
+    return time.perf_counter() - started, report.total.bdm
 
 
 def step_bytes(
