@@ -44,6 +44,7 @@ def test_lightning_callback_off_rank_zero_scores_only_a_model_every_rank_scores(
         callback.on_train_batch_end(trainer, None, None, None, step)
     assert [e["step"] for e in callback.tracker.entries] == ([0, 2] if every_rank else [])
     assert logger.logged == []  # the scalars are logged by rank 0 only
+    assert not (tmp_path / "log.json").exists()  # and the log written by rank 0 only
 
 
 @pytest.mark.parametrize("every_rank", [False, True])

@@ -20,7 +20,7 @@ class QubdTrainerCallback(ScheduledCallback, TrainerCallback):
     """
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.schedule.start(model)
+        self.schedule.start(model, state.is_world_process_zero)
         self.schedule.at_step(state.global_step, state.is_world_process_zero)
 
     def on_step_end(self, args, state, control, **kwargs):

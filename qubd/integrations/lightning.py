@@ -38,7 +38,7 @@ class QubdLightningCallback(ScheduledCallback, Callback):
         self.use_trainer_loggers = use_trainer_loggers
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.schedule.start(pl_module)
+        self.schedule.start(pl_module, trainer.is_global_zero)
         self._score(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -36,8 +36,11 @@ class ScheduledTracker:
         self.tracker: ComplexityTracker | None = None
         self._last_step: int | None = None
 
-    def start(self, model: nn.Module) -> None:
-        self.tracker = ComplexityTracker(model, self.path, every=self.every, **self.options)
+    def start(self, model: nn.Module, main_process: bool) -> None:
+        """The tracker, on every process (the others score a model every rank scores together); the
+        main process alone is given the log path, so no other checks or writes it."""
+        path = self.path if main_process else None
+        self.tracker = ComplexityTracker(model, path, every=self.every, **self.options)
 
     def at_step(self, step: int, main_process: bool) -> Report | None:
         """Score if ``step`` is due and not scored yet; the report, or None. Called on every process:
