@@ -5,12 +5,14 @@ Radix select: each value's stored bits become an integer key with the same order
 bf16/fp16, 32 for float32, 64 for float64; ``qubd.reference.radix_counts``, the keys one process's
 native selection uses), and the key at a wanted rank is found a 16-bit digit at a time, from the
 top: every rank counts the next digit of its keys whose higher digits match (``radix_digit_counts``,
-native on CPU: one pass over the shard, the later ones skipping vectorised spans of keys that
-cannot match), the counts are summed over ranks, and the digit whose cumulative count passes the
-wanted rank is the key's next digit. Wanted ranks whose digits so far agree share their counts. One
-all-reduce of int64 counts per digit: 1 (bf16/fp16), 2 (float32) or 4 (float64), of
-``distinct prefixes x 2**16`` counts, whatever the tensor's size; the values never leave their rank.
-The first digit also reveals NaN/Inf (their keys' top 16 bits are no finite value's).
+native on CPU: one pass over the shard per digit, the first a histogram of every key, the later
+ones counting only the few keys a vectorised test flags), the counts are summed over ranks, and the
+digit whose cumulative count passes the wanted rank is the key's next digit. Wanted ranks whose
+digits so far agree share their counts. One all-reduce per digit, 1 (bf16/fp16), 2 (float32) or 4
+(float64) in all, of ``distinct prefixes x 2**16`` counts (int32 when the tensor's size fits)
+whatever the tensor's size; the values never leave their rank. The first digit also reveals NaN/Inf
+(their keys' top 16 bits are no finite value's). The torch-op version this replaced (12/10/10-bit
+digits, candidates copied out) made about ten passes over each shard: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
