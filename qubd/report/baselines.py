@@ -13,6 +13,7 @@ a tensor's baseline does not depend on which other tensors are scored.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -56,15 +57,28 @@ def expected_baseline(shape: Sequence[int], ones: Sequence[int]) -> ExpectedBase
 def expected_baselines(
     shapes: Sequence[Sequence[int]], ones: Sequence[Sequence[int]]
 ) -> list[ExpectedBaseline]:
-    """``expected_baseline`` of each tensor, the planes not seen before computed in one go."""
-    keys = []
-    for shape, counts in zip(shapes, ones, strict=True):
-        rows, cols = shape[0], math.prod(shape[1:])
-        blocks = (rows // BLOCK_SIDE) * (cols // BLOCK_SIDE)
-        keys.append([(rows * cols, blocks, int(k)) for k in counts])
+    """``expected_baseline`` of each tensor, the planes not seen before computed in one go. The
+    planes of all tensors are listed as (cells, blocks, ones) rows and each distinct row is looked up
+    (or computed) once: many small tensors share a handful of them."""
+    matrices = [(shape[0], math.prod(shape[1:])) for shape in shapes]
+    planes = [len(counts) for counts in ones]
+    if len(matrices) != len(planes):
+        raise ValueError(f"{len(shapes)} shapes but {len(ones)} lists of ones")
+    if not matrices:
+        return []
+    rows = np.stack(
+        [
+            np.repeat([r * c for r, c in matrices], planes),
+            np.repeat([(r // BLOCK_SIDE) * (c // BLOCK_SIDE) for r, c in matrices], planes),
+            np.fromiter(itertools.chain.from_iterable(ones), dtype=np.int64, count=sum(planes)),
+        ],
+        axis=1,
+    )
+    distinct, where = np.unique(rows, axis=0, return_inverse=True)
+    keys = [tuple(key) for key in distinct.tolist()]
     # This call's planes in a table of its own: the shared cache may be emptied (or, from another
     # thread, changed) between the lookup and the answer.
-    table = {key: _planes_seen.get(key) for row in keys for key in row}
+    table = {key: _planes_seen.get(key) for key in keys}
     missing = [key for key, known in table.items() if known is None]
     if missing:
         cells, blocks, counts = np.array(missing, dtype=np.int64).T
@@ -74,7 +88,14 @@ def expected_baselines(
         if len(_planes_seen) + len(computed) > PLANES_KEPT:
             _planes_seen.clear()
         _planes_seen.update(computed)
-    return [ExpectedBaseline([table[key][0] for key in row], [table[key][1] for key in row]) for row in keys]
+    mean_of, std_of = np.array([table[key] for key in keys], dtype=np.float64).T
+    where = where.reshape(-1)
+    means, stds = mean_of[where].tolist(), std_of[where].tolist()
+    starts = list(itertools.accumulate(planes, initial=0))
+    return [
+        ExpectedBaseline(means[start:stop], stds[start:stop])
+        for start, stop in zip(starts[:-1], starts[1:], strict=True)
+    ]
 
 
 def run_seed(seed: int, name: str, run: int) -> int:

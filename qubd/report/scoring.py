@@ -23,6 +23,7 @@ from qubd.checkpoints import (
 from qubd.checkpoints.eligibility import MIN_SIDE
 from qubd.layouts import CONV_DIMS, DEFAULT, arrange, arranged_shape
 from qubd.report.baselines import baseline_tensors
+from qubd.report.collector import collector_paused
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, measure_many
 from qubd.report.options import REINIT, ScoreOptions
@@ -158,7 +159,7 @@ def score_entries(
         return _metadata_skip(entry) or _layout_skip(entry, options.layout)
 
     total = sum(e.numel for e in entries if skip(e) is None)
-    with weights_progress(total, progress) as advance, torch.no_grad():
+    with weights_progress(total, progress) as advance, torch.no_grad(), collector_paused():
         for entry, w in stream_tensors(entries, lambda e: skip(e) is None, device):
             result = TensorScore(entry.name, entry.shape, entry.dtype)
             tensors.append(result)
