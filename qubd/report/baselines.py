@@ -57,27 +57,45 @@ def expected_baseline(shape: Sequence[int], ones: Sequence[int]) -> ExpectedBase
 def expected_baselines(
     shapes: Sequence[Sequence[int]], ones: Sequence[Sequence[int]]
 ) -> list[ExpectedBaseline]:
-    """``expected_baseline`` of each tensor, the planes not seen before computed in one go. The
-    planes of all tensors are listed as (cells, blocks, ones) rows and each distinct row is looked up
-    (or computed) once: many small tensors share a handful of them."""
-    matrices = [(shape[0], math.prod(shape[1:])) for shape in shapes]
-    planes = [len(counts) for counts in ones]
-    if len(matrices) != len(planes):
+    """``expected_baseline`` of each tensor, the planes not seen before computed in one go. Each
+    distinct (cells, blocks, ones) of the call is looked up (or computed) once: many small tensors
+    share a handful of them."""
+    if len(shapes) != len(ones):
         raise ValueError(f"{len(shapes)} shapes but {len(ones)} lists of ones")
-    if not matrices:
-        return []
-    rows = np.stack(
-        [
-            np.repeat([r * c for r, c in matrices], planes),
-            np.repeat([(r // BLOCK_SIDE) * (c // BLOCK_SIDE) for r, c in matrices], planes),
-            np.fromiter(itertools.chain.from_iterable(ones), dtype=np.int64, count=sum(planes)),
-        ],
-        axis=1,
-    )
-    distinct, where = np.unique(rows, axis=0, return_inverse=True)
-    keys = [tuple(key) for key in distinct.tolist()]
-    # This call's planes in a table of its own: the shared cache may be emptied (or, from another
-    # thread, changed) between the lookup and the answer.
+    planes = [len(counts) for counts in ones]
+    counts = np.fromiter(itertools.chain.from_iterable(ones), dtype=np.int64, count=sum(planes))
+    # Planes by matrix (cells, blocks), then by their ones: one np.unique over each matrix's counts.
+    matrix_ids: dict[tuple[int, int], int] = {}
+    tensor_matrix = [matrix_ids.setdefault(_matrix(shape), len(matrix_ids)) for shape in shapes]
+    plane_matrix = np.repeat(np.asarray(tensor_matrix, dtype=np.int64), planes)
+    groups = []  # (the planes of one matrix, its distinct keys, each plane's index into them)
+    for (cells, blocks), matrix in matrix_ids.items():
+        mine = np.flatnonzero(plane_matrix == matrix)
+        distinct, where = np.unique(counts[mine], return_inverse=True)
+        groups.append((mine, [(cells, blocks, k) for k in distinct.tolist()], where.reshape(-1)))
+    table = _closed_forms([key for _, keys, _ in groups for key in keys])
+    means, stds = np.empty(len(counts)), np.empty(len(counts))
+    for mine, keys, where in groups:
+        mean_of, std_of = np.array([table[key] for key in keys], dtype=np.float64).reshape(-1, 2).T
+        means[mine], stds[mine] = mean_of[where], std_of[where]
+    mean_list, std_list = means.tolist(), stds.tolist()
+    starts = list(itertools.accumulate(planes, initial=0))
+    return [
+        ExpectedBaseline(mean_list[start:stop], std_list[start:stop])
+        for start, stop in zip(starts[:-1], starts[1:], strict=True)
+    ]
+
+
+def _matrix(shape: Sequence[int]) -> tuple[int, int]:
+    """(cells, complete 4x4 blocks) of the ``flatten(1)`` matrix of a tensor of ``shape``."""
+    rows, cols = shape[0], math.prod(shape[1:])
+    return rows * cols, (rows // BLOCK_SIDE) * (cols // BLOCK_SIDE)
+
+
+def _closed_forms(keys: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], tuple[float, float]]:
+    """(mean, std) of each (cells, blocks, ones): looked up in the shared cache, the rest computed
+    together. The answer is a table of its own: the shared cache may be emptied (or, from another
+    thread, changed) between the lookup and the answer."""
     table = {key: _planes_seen.get(key) for key in keys}
     missing = [key for key, known in table.items() if known is None]
     if missing:
@@ -88,14 +106,7 @@ def expected_baselines(
         if len(_planes_seen) + len(computed) > PLANES_KEPT:
             _planes_seen.clear()
         _planes_seen.update(computed)
-    mean_of, std_of = np.array([table[key] for key in keys], dtype=np.float64).T
-    where = where.reshape(-1)
-    means, stds = mean_of[where].tolist(), std_of[where].tolist()
-    starts = list(itertools.accumulate(planes, initial=0))
-    return [
-        ExpectedBaseline(means[start:stop], stds[start:stop])
-        for start, stop in zip(starts[:-1], starts[1:], strict=True)
-    ]
+    return table
 
 
 def run_seed(seed: int, name: str, run: int) -> int:
