@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import struct
 
 import pytest
@@ -235,3 +236,13 @@ def test_the_fields_of_many_tensors_are_each_tensors_own(planes):
             advice.planes_below,
         )
     assert any(f["planes_below_baseline"] for f in got) and any(None in f["z"] for f in got)
+
+
+def test_a_file_swapped_for_a_fifo_after_it_was_listed_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_file({"w": torch.randn(4, 4)}, path)
+    with open_source(path) as source:
+        path.unlink()
+        os.mkfifo(path)
+        with pytest.raises(CheckpointError, match="no longer a regular file"):
+            list(stream_tensors(source.entries, lambda e: True, torch.device("cpu")))

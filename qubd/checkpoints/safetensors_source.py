@@ -13,6 +13,7 @@ import torch
 
 from qubd.checkpoints.entries import TensorEntry
 from qubd.checkpoints.errors import CheckpointError
+from qubd.checkpoints.spans import open_regular
 
 # safetensors' dtype codes, named as torch names them (``entries.dtype_name``).
 DTYPE_NAMES = {
@@ -131,7 +132,7 @@ def safetensors_entries(path: Path, reader: SafetensorsReader) -> list[TensorEnt
 def _header(path: Path) -> tuple[dict, int]:
     """The file's JSON header and where its data start (after ``safe_open`` accepted the file)."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             size = int.from_bytes(f.read(HEADER_SIZE_BYTES), "little")
             header = json.loads(f.read(size))
     except (OSError, ValueError) as err:

@@ -11,6 +11,10 @@ CheckpointError naming the file and the tensor.
 
 from __future__ import annotations
 
+import os
+import stat
+from typing import BinaryIO
+
 import torch
 
 from qubd.checkpoints.entries import TensorEntry
@@ -45,7 +49,7 @@ class Chunk:
         buffer = torch.empty(self.stop - self.start, dtype=torch.uint8)
         got = 0
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 f.seek(self.start)
                 view = memoryview(buffer.numpy())
                 while got < len(view) and (n := f.readinto(view[got:])):
@@ -63,6 +67,19 @@ class Chunk:
         for run in _runs(self.entries):
             tensors.extend(_views(buffer, self.start, run))
         return tensors
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened for reading; CheckpointError, without blocking, for anything but a regular
+    file (a file swapped for a FIFO after it was listed must not hang the reader)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CheckpointError(f"{path}: no longer a regular file; refused")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _runs(entries: list[TensorEntry]) -> list[list[TensorEntry]]:
