@@ -12,7 +12,7 @@ from pathlib import Path
 
 import qubd
 from qubd.layouts import DEFAULT
-from qubd.report.advice import rule
+from qubd.report.advice import advise, rule
 from qubd.report.baselines import ExpectedBaseline
 from qubd.report.collector import collector_paused
 from qubd.report.errors import ReportError
@@ -50,7 +50,9 @@ def report_to_json(report: ReportData) -> str:
 
 def report_to_dict(report: ReportData) -> dict:
     options = report.options
-    advice = report.advice
+    summary = report.summary()  # report.advice and report.planes, from one summary
+    advice = advise(summary, options.advice_margin)
+    weights = report.weights
     data = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -63,7 +65,7 @@ def report_to_dict(report: ReportData) -> dict:
         "device": report.device,
         "planes": [
             {**plane_dict(p), "below_baseline": bool(advice and p.plane in advice.planes_below)}
-            for p in report.planes
+            for p in plane_scores(summary)
         ],
         "total": plane_dict(report.total, plane=False),
         "advice": None
@@ -80,10 +82,10 @@ def report_to_dict(report: ReportData) -> dict:
             "skipped": len(report.skipped),
             "excluded": report.excluded,
             "skipped_by_reason": report.skipped_by_reason(),
-            "weights": report.weights,
+            "weights": weights,
         },
         "seconds": report.seconds,
-        "weights_per_second": report.weights / report.seconds if report.seconds else None,
+        "weights_per_second": weights / report.seconds if report.seconds else None,
     }
     for measure in single_value_measures(options):
         data[measure] = plane_dict(plane_scores(report.summary(measure), total=True)[0], plane=False)
