@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorEntry:
     """One named tensor: its shape and dtype from the checkpoint's header, its data on demand.
 

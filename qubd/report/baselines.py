@@ -30,7 +30,7 @@ from qubd.report.reference import reference_tensor
 INT32_INDEX_LIMIT = 2**31
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExpectedBaseline:
     """A measure's closed-form baseline: per plane (or one value), the mean and standard deviation
     over random arrangements of the tensor's values."""
