@@ -325,11 +325,11 @@ def _run_score(args: argparse.Namespace) -> None:
     written (all or none: staged, then put in place together) before the table is printed, so a reader
     that closes stdout early (``| head``) does not cost them. With an output on stdout (``-``) the
     table is not printed."""
-    from qubd.report.collector import collector_paused
+    from qubd.checkpoints.collector import collector_paused
 
     if args.dry_run:
         return _run_dry_run(args)
-    with collector_paused():  # a checkpoint of many small tensors: see qubd.report.collector
+    with collector_paused():  # a checkpoint of many small tensors: see qubd.checkpoints.collector
         _score_and_write(args)
 
 

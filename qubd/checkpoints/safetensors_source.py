@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from qubd.checkpoints.collector import collector_paused
 from qubd.checkpoints.entries import TensorEntry
 from qubd.checkpoints.errors import CheckpointError
 from qubd.checkpoints.spans import open_regular
@@ -106,9 +107,16 @@ def safetensors_entries(path: Path, reader: SafetensorsReader) -> list[TensorEnt
         names = handle.keys()
     finally:
         handle.__exit__(None, None, None)
-    header, data_start = _header(path)
-    if set(header) - {METADATA} != set(names):
-        raise CheckpointError(f"{path}: its header changed while it was read")
+    with collector_paused():  # 100,000 tensors: as many header dicts and entries
+        header, data_start = _header(path)
+        if set(header) - {METADATA} != set(names):
+            raise CheckpointError(f"{path}: its header changed while it was read")
+        return _entries(path, names, header, data_start, reader)
+
+
+def _entries(
+    path: Path, names: list[str], header: dict, data_start: int, reader: SafetensorsReader
+) -> list[TensorEntry]:
     file = str(path)
     entries = []
     for name in names:

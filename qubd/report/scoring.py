@@ -20,10 +20,10 @@ from qubd.checkpoints import (
     skip_reason,
     stream_tensors,
 )
+from qubd.checkpoints.collector import collector_paused
 from qubd.checkpoints.eligibility import MIN_SIDE
 from qubd.layouts import CONV_DIMS, DEFAULT, arrange, arranged_shape
 from qubd.report.baselines import baseline_tensors
-from qubd.report.collector import collector_paused
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, measure_many
 from qubd.report.options import REINIT, ScoreOptions
@@ -104,7 +104,7 @@ def score(
             raise ReportError("a reference baseline is not supported on a model scored by every rank")
         return score_model(obj, options, include, exclude)
     with (
-        collector_paused(),  # listing 100,000 tensors makes as many records: see qubd.report.collector
+        collector_paused(),  # listing 100,000 tensors makes as many records: see qubd.checkpoints.collector
         open_source(obj, include, exclude) as source,
         open_reference(reference, include, exclude) as ref,
     ):

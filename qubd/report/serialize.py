@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import qubd
+from qubd.checkpoints.collector import collector_paused
 from qubd.layouts import DEFAULT
 from qubd.report.advice import advise, rule
 from qubd.report.baselines import ExpectedBaseline
-from qubd.report.collector import collector_paused
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, BINARY, MANIFOLD, measure_names, single_value_measures
 from qubd.report.options import COMPRESSORS, EXPECTED, ScoreOptions
