@@ -3,10 +3,10 @@ entries, a report's per-tensor records.
 
 Listing a checkpoint, scoring it and writing its report make a few small objects per tensor (lists,
 dicts, records) that stay alive until the report is dropped, and none of them refer back to
-themselves. The collector, run
-every few hundred allocations, scans the ever-larger set of live ones again and again: ~10 µs a
-tensor of a checkpoint of 100,000 small tensors, a third of the whole cost. Paused, memory is still
-freed as usual (reference counts); only cycles wait for the collector's next run, after the block.
+themselves. The collector, run every few hundred allocations, scans the ever-larger set of live ones
+again and again: ~10 µs a tensor of a checkpoint of 100,000 small tensors, a third of the whole
+cost. Paused, memory is still freed as usual (reference counts); only cycles wait for the
+collector's next run, after the block (its first pass then scans the records once).
 """
 
 from __future__ import annotations
