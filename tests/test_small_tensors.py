@@ -246,3 +246,32 @@ def test_a_file_swapped_for_a_fifo_after_it_was_listed_is_refused_without_blocki
         os.mkfifo(path)
         with pytest.raises(CheckpointError, match="no longer a regular file"):
             list(stream_tensors(source.entries, lambda e: True, torch.device("cpu")))
+
+
+def _cyclic_garbage(path, **options) -> list:
+    """What only the cyclic collector would free after scoring ``path`` and writing its JSON."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        qubd.score(path, **options).to_json()
+        gc.collect()
+        return list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+@pytest.mark.parametrize("options", [{}, {"baseline": "shuffle", "repeats": 2}])
+def test_pausing_the_collector_holds_back_no_tensor_and_nothing_per_tensor(tmp_path, options):
+    """Scoring makes no reference cycles per tensor (so none waits, holding memory, while the
+    collector is paused): the cyclic garbage of 40 and of 400 tensors is the same few objects."""
+    g = torch.Generator().manual_seed(3)
+    sizes = {}
+    for count in (40, 400):
+        path = tmp_path / f"m{count}.safetensors"
+        tensors = {f"s{i}": torch.randn(4, 4, generator=g) for i in range(count)}
+        save_file(tensors | {"big": torch.randn(256, 128, generator=g)}, path)
+        garbage = _cyclic_garbage(path, **options)
+        assert not [o for o in garbage if isinstance(o, torch.Tensor)]
+        sizes[count] = len(garbage)
+    assert sizes[40] == sizes[400], sizes
