@@ -27,6 +27,10 @@
 #include "float_keys.h"
 #include "isa.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace qubd::cpu {
 namespace bracket {
 
@@ -83,6 +87,36 @@ struct ScanChunk {
   }
 };
 
+// Sorts unsigned keys, least significant byte first, one counting pass per byte: std::sort of the
+// 32,768 sampled keys took ~0.9 ms, a sixth of a 4096^2 bf16 selection.
+template <typename Key>
+void sort_keys(std::vector<Key>& keys) {
+  std::vector<Key> sorted(keys.size());
+  for (int shift = 0; shift < int(8 * sizeof(Key)); shift += 8) {
+    size_t starts[257] = {};
+    for (Key k : keys) ++starts[((k >> shift) & 0xFF) + 1];
+    for (int b = 0; b < 256; ++b) starts[b + 1] += starts[b];
+    for (Key k : keys) sorted[starts[(k >> shift) & 0xFF]++] = k;
+    keys.swap(sorted);
+  }
+}
+
+// Bit i set where flags[i] (0 or 1) is 1, for 64 flags: one branch per 64 keys instead of per 8
+// (4096^2 bf16 order statistics: 6.5 -> 4.7 ms).
+inline uint64_t nonzero_flags(const uint8_t* flags) {
+  uint64_t bits = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  for (int k = 0; k < 4; ++k) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(flags + 16 * k));
+    bits |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpgt_epi8(v, zero)))) << (16 * k);
+  }
+#else
+  for (int i = 0; i < 64; ++i) bits |= uint64_t(flags[i] != 0) << i;
+#endif
+  return bits;
+}
+
 // The wanted ranks' values (in the order of `ranks`), or nothing where the sample's intervals
 // cannot be proven to hold them. Throws std::domain_error if the data hold NaN or Inf.
 template <typename Stored>
@@ -98,7 +132,7 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
   const int64_t runs = kSample / kRun, stride = n / runs;
   for (int64_t r = 0; r < runs; ++r)
     for (int64_t i = 0; i < kRun; ++i) sample.push_back(Keys::of_bits(bits[r * stride + i]));
-  std::sort(sample.begin(), sample.end());
+  sort_keys(sample);
 
   // Each rank's interval: its sample position widened by 8 standard deviations of the sampled
   // count (as if the sample were independent draws) and one run; overlapping ones merge.
@@ -143,7 +177,7 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
       Key* staged = staging.get() + size_t(omp_get_thread_num()) * kMaxIntervals * kChunk;  // kChunk per interval
       int64_t my_below[kMaxIntervals] = {};
       Key my_lo = std::numeric_limits<Key>::max(), my_hi = 0;
-      uint8_t inside[kChunk + 8] = {};  // a word may read past `len`: those flags are masked off
+      uint8_t inside[kChunk + 64] = {};  // 64 flags read at a time: those past `len` are masked off
 #pragma omp for schedule(static)
       for (int64_t start = 0; start < n; start += kChunk) {
         if (overflow.load(std::memory_order_relaxed)) continue;  // the answer comes from radix selection
@@ -152,22 +186,19 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
         for (int j = 0; j < kMaxIntervals; ++j) my_below[j] += c.below[j];
         my_lo = std::min(my_lo, c.lo);
         my_hi = std::max(my_hi, c.hi);
-        // The flags 8 at a time; the few keys inside are staged by interval. Meanwhile the next
+        // The flags 64 at a time; the few keys inside are staged by interval. Meanwhile the next
         // chunk is prefetched into L2, a cache line per line of keys read here: this loop makes no
         // memory traffic of its own (float32 8192^2: 60 -> 45 ms).
         int64_t staged_count[kMaxIntervals] = {};
         const char* ahead = reinterpret_cast<const char*>(bits + start + kChunk);
         const char* const ahead_end = reinterpret_cast<const char*>(bits + n);
-        for (int64_t i = 0; i < len; i += 8) {
-          if (i % int64_t(64 / sizeof(Key)) == 0 && ahead < ahead_end) {
+        for (int64_t i = 0; i < len; i += 64) {
+          for (size_t line = 0; line < sizeof(Key) && ahead < ahead_end; ++line, ahead += 64)
             __builtin_prefetch(ahead, 0, 2);
-            ahead += 64;
-          }
-          uint64_t flags;
-          std::memcpy(&flags, inside + i, 8);
-          if (i + 8 > len) flags &= (uint64_t(1) << (8 * (len - i))) - 1;
-          for (; flags != 0; flags &= flags - 1) {
-            const Key k = Keys::of_bits(bits[start + i + __builtin_ctzll(flags) / 8]);
+          uint64_t hits = nonzero_flags(inside + i);
+          if (len - i < 64) hits &= (uint64_t(1) << (len - i)) - 1;
+          for (; hits != 0; hits &= hits - 1) {
+            const Key k = Keys::of_bits(bits[start + i + __builtin_ctzll(hits)]);
             for (int j = 0; j < used; ++j)
               if (k >= in[j].a && k <= in[j].b) staged[j * kChunk + staged_count[j]++] = k;
           }
