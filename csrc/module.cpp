@@ -79,6 +79,14 @@ PYBIND11_MODULE(_C, m) {
       },
       release);
   m.def(
+      "radix_digit_counts",
+      [](uintptr_t values, int dtype, int64_t n, const std::vector<int64_t>& prefixes, int fixed_bits,
+         int digit_bits, uintptr_t counts) {
+        qubd::cpu::radix_digit_counts(ptr<const void>(values), DType(dtype), n, prefixes, fixed_bits, digit_bits,
+                                      ptr<int64_t>(counts));
+      },
+      release);
+  m.def(
       "ctm_score",
       [](uintptr_t histograms, int planes, uintptr_t ctm16, uintptr_t scores) {
         qubd::cpu::ctm_score(ptr<const int64_t>(histograms), planes, ptr<const double>(ctm16), ptr<double>(scores));

@@ -325,6 +325,15 @@ def _run_score(args: argparse.Namespace) -> None:
     written (all or none: staged, then put in place together) before the table is printed, so a reader
     that closes stdout early (``| head``) does not cost them. With an output on stdout (``-``) the
     table is not printed."""
+    from qubd.checkpoints.collector import collector_paused
+
+    if args.dry_run:
+        return _run_dry_run(args)
+    with collector_paused():  # a checkpoint of many small tensors: see qubd.checkpoints.collector
+        _score_and_write(args)
+
+
+def _score_and_write(args: argparse.Namespace) -> None:
     from qubd.checkpoints import open_source
     from qubd.report import score_source
     from qubd.report.plots import plot_report
@@ -332,8 +341,6 @@ def _run_score(args: argparse.Namespace) -> None:
     from qubd.report.table import print_report
     from qubd.report.writers import staged
 
-    if args.dry_run:
-        return _run_dry_run(args)
     writes = writes_outputs()
     outputs, image_format = _score_outputs(args) if writes else ({}, None)
     options = _score_options(args)

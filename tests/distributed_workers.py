@@ -57,10 +57,25 @@ def report_dict(report: qubd.Report) -> dict:
     return {k: v for k, v in json.loads(report.to_json()).items() if k not in drop}
 
 
-def order_statistics_input(dtype: torch.dtype) -> torch.Tensor:
+ORDER_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def order_statistics_inputs(dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Values to select from, shuffled: a mixed bag (signed zeros, repeats), a few tied values only,
+    and the dtype's largest finite values of both signs with subnormals among ordinary ones."""
     torch.manual_seed(1)
-    values = torch.cat([torch.randn(601), torch.zeros(7), -torch.zeros(7), torch.full((9,), 0.5)])
-    return values[torch.randperm(values.numel())].to(dtype)
+    info = torch.finfo(dtype)
+    f64 = torch.float64
+    mixed = torch.cat([torch.randn(601), torch.zeros(7), -torch.zeros(7), torch.full((9,), 0.5)])
+    ties = torch.tensor([-1.0, -0.0, 0.0, 1.0, 2.0]).repeat(50)
+    rare = [info.max, -info.max, info.max, info.smallest_normal / 4, -info.smallest_normal / 4, -info.max]
+    extremes = torch.cat([torch.randn(200, dtype=f64), torch.tensor(rare, dtype=f64)])
+    inputs = {"mixed": mixed, "ties": ties, "extremes": extremes}
+    return {name: v[torch.randperm(v.numel())].to(dtype) for name, v in inputs.items()}
+
+
+def order_statistics_ranks(n: int) -> list[int]:
+    return [0, 1, 2, n // 3, n // 2, n - 2, n - 1]
 
 
 def uneven_sizes(n: int, world: int) -> list[int]:
@@ -70,17 +85,21 @@ def uneven_sizes(n: int, world: int) -> list[int]:
     return sizes if world > 2 else [1, n - 1]
 
 
+def shard_sizes(n: int, world: int) -> dict[str, list[int]]:
+    """Even shards, uneven ones, and every value on the last rank (the others empty)."""
+    even = [len(part) for part in torch.arange(n).tensor_split(world)]
+    return {"even": even, "uneven": uneven_sizes(n, world), "one rank": [0] * (world - 1) + [n]}
+
+
 def check_order_statistics(rank: int, world: int, tmp: str) -> dict:
     from qubd.distributed import order_statistics
 
     results = {}
-    for dtype in (torch.float32, torch.float64):
-        full = order_statistics_input(dtype)
-        n = full.numel()
-        ranks = [0, 1, 2, n // 3, n // 2, n - 2, n - 1]
-        for split, sizes in (("even", None), ("uneven", uneven_sizes(n, world))):
-            parts = full.tensor_split(world) if sizes is None else full.split(sizes)
-            results[f"{dtype}-{split}"] = order_statistics(parts[rank], ranks)
+    for dtype in ORDER_DTYPES:
+        for name, full in order_statistics_inputs(dtype).items():
+            ranks = order_statistics_ranks(full.numel())
+            for split, sizes in shard_sizes(full.numel(), world).items():
+                results[f"{name}-{dtype}-{split}"] = order_statistics(full.split(sizes)[rank], ranks)
     return results
 
 
@@ -112,10 +131,22 @@ def check_halo(rank: int, world: int, tmp: str) -> dict:
     return {"histograms": results, "most_rows_received": received}
 
 
-def _fsdp_model() -> nn.Module:
+def wide_transformer() -> TinyTransformer:
+    """Ranges float32 cannot span: rows of +-3e38 (kept by 99.9 clipping too) in one tensor, and one
+    +-3.3e38 pair (clipped off at 99.9) in another."""
+    model = transformer()
+    with torch.no_grad():
+        model.blocks[1].up.weight[0] = 3e38
+        model.blocks[1].up.weight[1] = -3e38
+        model.blocks[0].down.weight[2, 3] = -3.3e38
+        model.blocks[0].down.weight[5, 7] = 3.3e38
+    return model
+
+
+def _fsdp_model(model: nn.Module | None = None) -> nn.Module:
     from torch.distributed.fsdp import fully_shard
 
-    model = transformer()
+    model = transformer() if model is None else model
     for block in model.blocks:
         fully_shard(block)
     fully_shard(model)
@@ -139,6 +170,26 @@ def check_fsdp(rank: int, world: int, tmp: str) -> dict:
     tracker.log(0)
     results["tracker"] = tracker.entries[0]
     return results
+
+
+def check_wide(rank: int, world: int, tmp: str) -> dict:
+    model = _fsdp_model(wide_transformer())
+    return {str(clip): report_dict(qubd.score(model, bits=8, clip=clip)) for clip in (None, 99.9)}
+
+
+def check_trainer_callback(rank: int, world: int, tmp: str) -> dict:
+    """The Hugging Face callback's hooks as the Trainer calls them on each rank, on an FSDP2 model."""
+    from transformers import TrainerState
+
+    from qubd.integrations import QubdTrainerCallback
+
+    callback = QubdTrainerCallback(every=2, path=os.path.join(tmp, "callback.json"), clip=99.9)
+    state = TrainerState(is_world_process_zero=rank == 0)
+    callback.on_train_begin(None, state, None, model=_fsdp_model())
+    for step in (1, 2, 3):
+        state.global_step = step
+        callback.on_step_end(None, state, None)
+    return {"entries": callback.tracker.entries}
 
 
 def check_shard1(rank: int, world: int, tmp: str) -> dict:
@@ -235,6 +286,8 @@ CHECKS = {
     "halo": check_halo,
     "fsdp": check_fsdp,
     "shard1": check_shard1,
+    "wide": check_wide,
+    "trainer_callback": check_trainer_callback,
     "ddp": check_ddp,
     "faults": check_faults,
     "cli": check_cli,

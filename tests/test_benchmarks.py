@@ -119,6 +119,11 @@ SMOKES = {
         (_script("cpu_kernels.py"), "--side", "64", "--repeats", "1", "--small", "10"),
         ("64x64, 8 planes", "float32", "bfloat16", "4x4 tensors, 1 thread", "4x4 tensors at once"),
     ),
+    "bench_distributed.py quantiles": Smoke(
+        "bench_distributed.py",
+        (_script("bench_distributed.py"), "quantiles", "--nproc", "2", "--numel", "20000", "--rounds", "1"),
+        ("| float32 | native | ", "| bfloat16 | torch reference | "),
+    ),
     "bench_distributed.py bytes": Smoke(
         "bench_distributed.py",
         (_script("bench_distributed.py"), "bytes", "--world", "2", "--preset", "tiny"),

@@ -18,12 +18,24 @@ import qubd
 from qubd.distributed import balance
 from qubd.distributed.halo import ShardLayout
 from qubd.reference.blocks import plane_histograms
+from qubd.report.range_notes import FLOAT64_GRID
 from qubd.report.serialize import log_entry
 from tests import distributed_workers as workers
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_CHECKS = {
-    2: ["order_statistics", "halo", "fsdp", "ddp", "faults", "cli", "cli_reference", "cli_unexpected"],
+    2: [
+        "order_statistics",
+        "halo",
+        "fsdp",
+        "wide",
+        "trainer_callback",
+        "ddp",
+        "faults",
+        "cli",
+        "cli_reference",
+        "cli_unexpected",
+    ],
     3: ["order_statistics", "halo", "fsdp", "shard1", "cli_fault"],
 }
 BOTH = pytest.mark.parametrize("size", sorted(WORLD_CHECKS))
@@ -56,13 +68,24 @@ def results_of(worlds, size: int, check: str) -> list[dict]:
 
 @BOTH
 def test_order_statistics_equal_one_process(worlds, size):
-    for dtype in (torch.float32, torch.float64):
-        full = workers.order_statistics_input(dtype)
-        n = full.numel()
-        want = torch.ops.qubd.order_statistics(full, [0, 1, 2, n // 3, n // 2, n - 2, n - 1])
-        for rank_results in results_of(worlds, size, "order_statistics"):
-            for split in ("even", "uneven"):
-                assert rank_results[f"{dtype}-{split}"] == (str(want.dtype), want.tolist()), (dtype, split)
+    """Every float dtype (bf16/fp16 by their 16-bit keys), ties, signed zeros, the dtype's extremes and
+    subnormals, the first and last ranks; shards even, uneven, empty. The oracles: one process's
+    native selection (bit for bit, zeros' signs included) and a sort of the whole tensor."""
+    results = results_of(worlds, size, "order_statistics")
+    for dtype in workers.ORDER_DTYPES:
+        for name, full in workers.order_statistics_inputs(dtype).items():
+            ranks = workers.order_statistics_ranks(full.numel())
+            want = torch.ops.qubd.order_statistics(full, ranks)
+            assert (
+                want.tolist()
+                == torch.sort(full.float() if dtype != torch.float64 else full).values[ranks].tolist()
+            )
+            signs = torch.signbit(want).tolist()
+            for rank_results in results:
+                for split in workers.shard_sizes(full.numel(), size):
+                    got_dtype, got = rank_results[f"{name}-{dtype}-{split}"]
+                    assert (got_dtype, got) == (str(want.dtype), want.tolist()), (name, dtype, split)
+                    assert torch.signbit(torch.tensor(got)).tolist() == signs, (name, dtype, split)
 
 
 @BOTH
@@ -123,8 +146,31 @@ def test_tracker_on_fsdp2_model_logs_one_process_scores(worlds, size):
     assert without_time(log["entries"][0]) == without_time(want)
 
 
+def test_trainer_callback_on_fsdp2_model_scores_on_every_rank(worlds):
+    """Every rank runs the tracker (rank 0 alone would wait for the others forever); rank 0 writes."""
+    pytest.importorskip("transformers", reason="transformers comes with the test extra")
+    tracker = qubd.ComplexityTracker(workers.transformer(), clip=99.9)
+    for step in (0, 2):
+        tracker.log(step)
+    want = [without_time(e) for e in tracker.entries]
+    for rank_results in results_of(worlds, 2, "trainer_callback"):
+        assert [without_time(e) for e in rank_results["entries"]] == want
+    log = json.loads((worlds(2)[1] / "callback.json").read_text())
+    assert [without_time(e) for e in log["entries"]] == want
+
+
 def without_time(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k != "time"}
+
+
+def test_range_too_wide_for_float32_is_quantised_in_float64_as_one_process(worlds):
+    """FSDP2 shards of tensors whose max - min overflows float32: the whole report, the note included."""
+    for clip in (None, 99.9):
+        want = workers.report_dict(qubd.score(workers.wide_transformer(), bits=8, clip=clip))
+        wide = {t["name"] for t in want["tensors"] if t.get("note") == FLOAT64_GRID}
+        assert "blocks.1.up.weight" in wide and ("blocks.0.down.weight" in wide) == (clip is None)
+        for rank_results in results_of(worlds, 2, "wide"):
+            assert rank_results[str(clip)] == want, clip
 
 
 def test_tensor_parallel_shard1_equals_one_process(worlds):

@@ -25,6 +25,7 @@ def _cases() -> dict[str, list[tuple]]:
         "order_statistics_batched": [
             ([w, w.to(torch.bfloat16).reshape(-1), w.double()], [[0, 5, 95], [], [17, 17]])
         ],
+        "radix_digit_counts": [(w, [0], 0, 16), (w.double(), [3, 49087, 3], 16, 5), (w[:0].half(), [], 0, 1)],
         "quantize_to_grid": [(w, -3.0, 0.1, 6), (w.to(torch.bfloat16), -3.0, 0.01, 11)],
         "plane_histograms": [(codes, 4), (codes.bool(), 1)],
         "weight_histograms": [(w, -3.0, 0.1, 6), (w.double(), -3.0, float("inf"), 3)],

@@ -40,6 +40,12 @@ void order_statistics_batched(const std::vector<const void*>& values, const std:
                               const std::vector<int64_t>& counts, const std::vector<std::vector<int64_t>>& ranks,
                               double* out);
 
+// counts[i][d] = how many of the n values' order-preserving keys (float_keys.h: 16, 32 or 64 bits
+// by dtype) have their top fixed_bits equal to prefixes[i] and the next digit_bits (1..16) equal to
+// d: one step of a radix selection over values held by many processes, whose counts add up.
+void radix_digit_counts(const void* values, DType dtype, int64_t n, const std::vector<int64_t>& prefixes,
+                        int fixed_bits, int digit_bits, int64_t* counts);
+
 // k-ary blocks of `length` symbols as base-`nsymbols` codes, first symbol most significant.
 // kary_block_counts: the distinct codes (ascending) of the n / length non-overlapping blocks of
 // `data`, and how often each occurs, into `codes` and `counts` (room for n / length each); returns

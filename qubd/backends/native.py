@@ -62,6 +62,17 @@ def order_statistics_batched(ws: Sequence[torch.Tensor], ranks: Sequence[list[in
     return out
 
 
+def radix_digit_counts(
+    w: torch.Tensor, prefixes: list[int], fixed_bits: int, digit_bits: int
+) -> torch.Tensor:
+    w = w.contiguous()
+    counts = torch.empty(len(prefixes), 1 << digit_bits, dtype=torch.int64)
+    _C.radix_digit_counts(
+        w.data_ptr(), _dtype_code(w), w.numel(), list(prefixes), fixed_bits, digit_bits, counts.data_ptr()
+    )
+    return counts
+
+
 def quantize_to_grid(w: torch.Tensor, lo: float, delta: float, bits: int) -> torch.Tensor:
     w = w.contiguous()
     codes = torch.empty(w.shape, dtype=code_dtype(bits))

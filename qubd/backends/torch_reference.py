@@ -8,6 +8,7 @@ from qubd.reference.blocks import plane_histograms, weight_histograms, weight_hi
 from qubd.reference.ctm_score import ctm_score
 from qubd.reference.order_statistics import order_statistics, order_statistics_batched
 from qubd.reference.quantize import quantize_to_grid
+from qubd.reference.radix_counts import radix_digit_counts
 from qubd.reference.value_bounds import value_bounds
 
 weight_scores = scores_of_histograms.per_tensor(weight_histograms, ctm_score)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorEntry:
     """One named tensor: its shape and dtype from the checkpoint's header, its data on demand.
 
@@ -20,6 +20,9 @@ class TensorEntry:
     ``file`` is the checkpoint file it is read from (None for a module or state dict).
     ``reference()`` reads the tensor of the same name in a reference checkpoint (the ``reference``
     baseline), when the entry was paired with one (``qubd.report.reference``).
+    ``span``: where its bytes lie in ``file`` (``[start, stop)``, from the start of the file), when
+    the file stores it as plain little-endian data; many small tensors are then read together
+    (``qubd.checkpoints.spans``).
     """
 
     name: str
@@ -30,6 +33,7 @@ class TensorEntry:
     reinitialize: Callable[[int], torch.Tensor] | None = None
     file: str | None = None
     reference: Callable[[], torch.Tensor] | None = None
+    span: tuple[int, int] | None = None
 
     @property
     def numel(self) -> int:

@@ -4,13 +4,17 @@ names, shapes and dtypes; each tensor is read only when it is loaded."""
 from __future__ import annotations
 
 import functools
+import json
+import sys
 import threading
 from pathlib import Path
 
 import torch
 
+from qubd.checkpoints.collector import collector_paused
 from qubd.checkpoints.entries import TensorEntry
 from qubd.checkpoints.errors import CheckpointError
+from qubd.checkpoints.spans import open_regular
 
 # safetensors' dtype codes, named as torch names them (``entries.dtype_name``).
 DTYPE_NAMES = {
@@ -31,6 +35,10 @@ DTYPE_NAMES = {
     "BOOL": "bool",
 }
 HEADER_SIZE_BYTES = 8
+METADATA = "__metadata__"
+# Codes whose bytes are the tensor as torch stores it (whole bytes a value, little-endian like the
+# machines qubd runs on): such tensors can be read as views of the file's bytes.
+SPAN_DTYPES = frozenset(DTYPE_NAMES) if sys.byteorder == "little" else frozenset()
 
 
 def looks_like_safetensors(path: Path) -> bool:
@@ -91,23 +99,50 @@ def _open(path: Path):
 
 
 def safetensors_entries(path: Path, reader: SafetensorsReader) -> list[TensorEntry]:
-    """Entries of the tensors in ``path``, from its header; ``reader`` reads them. A truncated or
-    corrupt file is a CheckpointError naming it. (A shard is checked against its index by the caller.)"""
-    handle = _open(path)
+    """Entries of the tensors in ``path``, from its header; ``reader`` reads them, or, small ones,
+    ``qubd.checkpoints.spans`` from their byte ranges. A truncated or corrupt file is a
+    CheckpointError naming it. (A shard is checked against its index by the caller.)"""
+    handle = _open(path)  # the library validates the header: every range in the file, fitting its tensor
     try:
-        entries = []
-        for key in handle.keys():
-            info = handle.get_slice(key)
-            dtype = info.get_dtype()
-            entries.append(
-                TensorEntry(
-                    name=key,
-                    shape=tuple(info.get_shape()),
-                    dtype=DTYPE_NAMES.get(dtype, dtype.lower()),
-                    load=functools.partial(reader.read, path, key),
-                    file=str(path),
-                )
-            )
-        return entries
+        names = handle.keys()
     finally:
         handle.__exit__(None, None, None)
+    with collector_paused():  # 100,000 tensors: as many header dicts and entries
+        header, data_start = _header(path)
+        if set(header) - {METADATA} != set(names):
+            raise CheckpointError(f"{path}: its header changed while it was read")
+        return _entries(path, names, header, data_start, reader)
+
+
+def _entries(
+    path: Path, names: list[str], header: dict, data_start: int, reader: SafetensorsReader
+) -> list[TensorEntry]:
+    file = str(path)
+    entries = []
+    for name in names:
+        info = header[name]
+        code = info["dtype"]
+        shape = tuple(info["shape"])
+        start, stop = info["data_offsets"]
+        entries.append(
+            TensorEntry(
+                name=name,
+                shape=shape,
+                dtype=DTYPE_NAMES.get(code, code.lower()),
+                load=functools.partial(reader.read, path, name),
+                file=file,
+                span=(data_start + start, data_start + stop) if code in SPAN_DTYPES else None,
+            )
+        )
+    return entries
+
+
+def _header(path: Path) -> tuple[dict, int]:
+    """The file's JSON header and where its data start (after ``safe_open`` accepted the file)."""
+    try:
+        with open_regular(path) as f:
+            size = int.from_bytes(f.read(HEADER_SIZE_BYTES), "little")
+            header = json.loads(f.read(size))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot read its header ({err})") from None
+    return header, HEADER_SIZE_BYTES + size

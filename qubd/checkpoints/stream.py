@@ -3,7 +3,9 @@
 A background thread reads tensor k+1 from its file (faulting in its memory-mapped pages) while the
 caller works on tensor k, so at most two tensors are in memory at once. The copy to the scoring
 device happens in the caller's thread; on a GPU the kernels run asynchronously meanwhile. Small
-tensors are read in the caller's thread: handing one to the reader and back costs more than that.
+tensors are read in the caller's thread: handing one to the reader and back costs more than that;
+those whose bytes lie in a known range of their file (``span``) are read many at a time, with one
+read of their file (``qubd.checkpoints.spans``, at most ``CHUNK_BYTES``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import torch
 
 from qubd.checkpoints.entries import TensorEntry
+from qubd.checkpoints.spans import Chunk
 
 # Tensors of at most this many elements are read in the caller's thread.
 INLINE_ELEMENTS = 2**14
@@ -25,25 +28,50 @@ def stream_tensors(
     """Every entry in order, with its tensor on ``device`` when ``wanted(entry)``, else None."""
     todo = [i for i, entry in enumerate(entries) if wanted(entry)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qubd-reader") as reader:
-        pending: dict[int, Future | None] = {}  # None: read when its turn comes
+        # index -> the read in the background, the tensor read already, or None: read when its turn comes
+        pending: dict[int, Future | torch.Tensor | None] = {}
         queue = iter(todo)
+        upcoming = next(queue, None)
 
         def read_ahead() -> None:
-            index = next(queue, None)
-            if index is not None:
-                entry = entries[index]
-                pending[index] = None if entry.numel <= INLINE_ELEMENTS else reader.submit(_read, entry)
+            nonlocal upcoming
+            if upcoming is None:
+                return
+            entry = entries[upcoming]
+            if entry.numel > INLINE_ELEMENTS:
+                pending[upcoming] = reader.submit(_read, entry)
+                upcoming = next(queue, None)
+            elif entry.span is None:
+                pending[upcoming] = None
+                upcoming = next(queue, None)
+            else:
+                indices, chunk = [upcoming], Chunk(entry)
+                upcoming = next(queue, None)
+                while upcoming is not None and _small(entries[upcoming]) and chunk.add(entries[upcoming]):
+                    indices.append(upcoming)
+                    upcoming = next(queue, None)
+                pending.update(zip(indices, chunk.read(), strict=True))
 
         read_ahead()
         for i, entry in enumerate(entries):
             if i not in pending:
                 yield entry, None
                 continue
-            future = pending.pop(i)
-            tensor = _read(entry) if future is None else future.result()
-            read_ahead()
+            item = pending.pop(i)
+            if item is None:
+                tensor = _read(entry)
+            elif isinstance(item, Future):
+                tensor = item.result()
+            else:
+                tensor = item
+            if not pending:
+                read_ahead()
             yield entry, tensor.to(device)
-            del tensor
+            del tensor, item
+
+
+def _small(entry: TensorEntry) -> bool:
+    return entry.numel <= INLINE_ELEMENTS
 
 
 PAGE_BYTES = 4096

@@ -1,15 +1,18 @@
 """The range of a tensor sharded over ranks, equal to one process's: min/max by all-reduce, and
 exact order statistics by a distributed radix select.
 
-Radix select: each value becomes an integer key with the same order (float32 -> int32, float64 ->
-int64); the key at a wanted rank is found a digit at a time, from the top: every rank counts the next
-digit of its candidate keys (those whose digits so far match), the counts are summed over ranks, and
-the digit whose cumulative count passes the wanted rank is the key's next digit. Wanted ranks whose
-digits so far agree share their candidates and counts. The first digit is 12 bits for float32 (sign,
-exponent and 3 mantissa bits, 16 for float64), so the candidates shrink to a sliver of the values
-after one pass over them. One all-reduce of int64 counts per digit: 3 (float32) or 4 (float64) in
-all, of at most ``len(ranks) x 2**digit_bits`` counts, whatever the tensor's size; the values
-themselves never leave their rank.
+Radix select: each value's stored bits become an integer key with the same order (16 bits for
+bf16/fp16, 32 for float32, 64 for float64; ``qubd.reference.radix_counts``, the keys one process's
+native selection uses), and the key at a wanted rank is found a 16-bit digit at a time, from the
+top: every rank counts the next digit of its keys whose higher digits match (``radix_digit_counts``,
+native on CPU: one pass over the shard per digit, the first a histogram of every key, the later
+ones counting only the few keys a vectorised test flags), the counts are summed over ranks, and the
+digit whose cumulative count passes the wanted rank is the key's next digit. Wanted ranks whose
+digits so far agree share their counts. One all-reduce per digit, 1 (bf16/fp16), 2 (float32) or 4
+(float64) in all, of ``distinct prefixes x 2**16`` counts (int32 when the tensor's size fits)
+whatever the tensor's size; the values never leave their rank. The first digit also reveals NaN/Inf
+(their keys' top 16 bits are no finite value's). The torch-op version this replaced (12/10/10-bit
+digits, candidates copied out) made about ten passes over each shard: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -19,61 +22,48 @@ import torch.distributed as dist
 
 from qubd.distributed.collectives import comm_device
 from qubd.range import clip_range, compute_dtype
+from qubd.reference.radix_counts import key_bits, key_value, order_keys
 
-DIGIT_BITS = {torch.float32: (12, 10, 10), torch.float64: (16, 16, 16, 16)}
-INT_OF = {torch.float32: torch.int32, torch.float64: torch.int64}
-
-
-def _key_bits(dtype: torch.dtype) -> int:
-    return sum(DIGIT_BITS[dtype])
-
-
-def _magnitude_mask(dtype: torch.dtype) -> int:
-    return (1 << (_key_bits(dtype) - 1)) - 1
+# The digits of a key, by its width, from the top. The first holds the sign and exponent, so it
+# separates NaN/Inf from every finite value.
+DIGIT_BITS = {16: (16,), 32: (16, 16), 64: (16, 16, 16, 16)}
+INT32_MAX = 2**31 - 1
 
 
-def order_keys(values: torch.Tensor) -> torch.Tensor:
-    """Integer keys (int32 for float32, int64 for float64) of finite values, ordered as the values.
-    -0.0 is keyed as +0.0 (the two are equal; either one gives the same quantisation)."""
-    raw = (values.reshape(-1) + 0.0).view(INT_OF[values.dtype])
-    return torch.where(raw < 0, raw ^ _magnitude_mask(values.dtype), raw)
-
-
-def key_value(key: int, dtype: torch.dtype) -> torch.Tensor:
-    """The value of ``order_keys`` key ``key``, a 0-d tensor of ``dtype``."""
-    raw = key ^ _magnitude_mask(dtype) if key < 0 else key
-    return torch.tensor(raw, dtype=INT_OF[dtype]).view(dtype)
-
-
-def _digits(keys: torch.Tensor, dtype: torch.dtype, level: int) -> torch.Tensor:
-    widths = DIGIT_BITS[dtype]
-    shift = sum(widths[level + 1 :])
-    if level == 0:  # the top digit is signed: shift it into 0 .. 2**width - 1
-        return (keys >> shift) + (1 << (widths[0] - 1))
-    return (keys >> shift) & ((1 << widths[level]) - 1)
+def _finite_buckets(dtype: torch.dtype) -> tuple[int, int]:
+    """The first digits of the keys of the finite values of ``dtype``: a range [a, b]."""
+    bits = key_bits(dtype)
+    width = DIGIT_BITS[bits][0]
+    extremes = torch.tensor([torch.finfo(dtype).min, torch.finfo(dtype).max], dtype=dtype)
+    first = (order_keys(extremes) >> (bits - width)) & ((1 << width) - 1)
+    return int(first[0]), int(first[1])
 
 
 def order_statistics(
-    local: torch.Tensor, ranks: list[int], group: dist.ProcessGroup | None = None
+    local: torch.Tensor, ranks: list[int], group: dist.ProcessGroup | None = None, numel: int | None = None
 ) -> torch.Tensor:
     """The values at 0-based ``ranks`` of all ranks' ``local`` values sorted together (every rank gets
-    them; each rank passes the same ``ranks``), in the compute dtype, as one process's
-    ``torch.ops.qubd.order_statistics`` of the whole tensor. The values must be finite."""
+    them; each rank passes the same ``ranks`` and a tensor of the same dtype), in the compute dtype,
+    as one process's ``torch.ops.qubd.order_statistics`` of the whole tensor, -0.0 and +0.0 apart as
+    it keeps them. ValueError on every rank if some rank's values hold NaN or Inf. ``numel``, the
+    number of values over all ranks where the caller knows it: counts then travel as int32 when it
+    fits (half the bytes)."""
     dtype = compute_dtype(local.dtype)
     if not ranks:
         return torch.empty(0, dtype=dtype)
     device = comm_device(group)
-    candidates = {0: order_keys(local.to(dtype))}  # by the digits found so far
-    found = [0] * len(ranks)
-    remaining = list(ranks)
-    for level, width in enumerate(DIGIT_BITS[dtype]):
+    sent = torch.int32 if numel is not None and numel <= INT32_MAX else torch.int64
+    found = [0] * len(ranks)  # each wanted rank's key digits so far
+    remaining = list(ranks)  # its rank among the keys that share them
+    fixed = 0
+    for width in DIGIT_BITS[key_bits(local.dtype)]:
         prefixes = sorted(set(found))
-        digits = {p: _digits(candidates[p], dtype, level) for p in prefixes}
-        counts = torch.stack([torch.bincount(digits[p], minlength=1 << width) for p in prefixes])
-        counts = counts.to(device)
+        counts = torch.ops.qubd.radix_digit_counts(local, prefixes, fixed, width).to(device, sent)
         dist.all_reduce(counts, group=group)
-        cumulative = counts.cumsum(dim=1).cpu()
-        narrowed = {}
+        counts = counts.to("cpu", torch.int64)
+        if fixed == 0:
+            _check_finite(counts[0], local.dtype)
+        cumulative = counts.cumsum(dim=1)
         for i, prefix in enumerate(found):
             row = cumulative[prefixes.index(prefix)]
             digit = int(torch.searchsorted(row, remaining[i], right=True).item())
@@ -81,11 +71,14 @@ def order_statistics(
                 raise ValueError(f"rank {ranks[i]} is past the {int(row[-1])} values")
             remaining[i] -= int(row[digit - 1]) if digit else 0
             found[i] = (prefix << width) | digit
-            if found[i] not in narrowed:
-                narrowed[found[i]] = candidates[prefix][digits[prefix] == digit]
-        candidates = narrowed
-    offset = 1 << (_key_bits(dtype) - 1)  # undo the top digit's shift
-    return torch.stack([key_value(f - offset, dtype) for f in found])
+        fixed += width
+    return torch.stack([key_value(key, local.dtype) for key in found]).to(dtype)
+
+
+def _check_finite(first_digits: torch.Tensor, dtype: torch.dtype) -> None:
+    a, b = _finite_buckets(dtype)
+    if first_digits[:a].any() or first_digits[b + 1 :].any():
+        raise ValueError("weights contain NaN or Inf values")
 
 
 def global_range(
@@ -95,7 +88,7 @@ def global_range(
     (``local`` may be empty), on every rank. The values must be finite (checked before)."""
     dtype = compute_dtype(local.dtype)
     if clip is not None:
-        return clip_range(numel, clip, dtype, lambda ranks: order_statistics(local, ranks, group))
+        return clip_range(numel, clip, dtype, lambda ranks: order_statistics(local, ranks, group, numel))
     if local.numel():
         lo, hi = (x.to(torch.float64) for x in torch.aminmax(local))
     else:

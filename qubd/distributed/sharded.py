@@ -23,17 +23,15 @@ from qubd.checkpoints import as_scorable, nonfinite_count
 from qubd.ctm.tables import BLOCK_CODES
 from qubd.distributed.collectives import all_or_none, comm_device
 from qubd.distributed.halo import BLOCK, ShardLayout, owned_blocks
-from qubd.distributed.order_statistics import global_range
+from qubd.distributed.order_statistics import INT32_MAX, global_range
 from qubd.range import QuantGrid, quant_grid
 from qubd.reference.plane_ones import block_ones, edge_ones
 from qubd.report.baselines import expected_baseline
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM
 from qubd.report.options import EXPECTED, ScoreOptions
-from qubd.report.range_notes import TINY_SPAN
+from qubd.report.range_notes import FLOAT64_GRID, TINY_SPAN
 from qubd.report.scores import TensorScore
-
-INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,8 @@ def score_sharded(
 ) -> TensorScore | None:
     """On group rank ``owner``, ``score`` (the tensor's empty record) filled as one process fills it:
     per-plane QuBD of the whole tensor, its closed-form baseline under "expected" and range note, or
-    why it is skipped; None on the other ranks."""
+    why it is skipped; None on the other ranks. A float32 tensor whose range float32 cannot span is
+    quantised in float64, as one process does (``qubd.report.range_notes``)."""
     group = weight.group
     device = options.torch_device()
     local = bad = None
@@ -103,6 +102,11 @@ def score_sharded(
         score.skipped = _nonfinite(weight, int(total_bad.item()), options)
         return score if dist.get_rank(group) == owner else None
     lo, hi = global_range(local, weight.numel, options.clip, group)
+    # A span float32 cannot hold (weights near +-3.4e38): quantised in float64, as one process does.
+    widened = lo.dtype != torch.float64 and not bool(torch.isfinite(hi - lo))
+    if widened:
+        local = local.to(torch.float64)
+        lo, hi = global_range(local, weight.numel, options.clip, group)
     try:
         grid = quant_grid(lo, hi, options.bits)
     except ValueError as err:  # the same range on every rank: every rank raises it
@@ -127,7 +131,7 @@ def score_sharded(
     if ones is not None:
         ones += block_ones(summed).to(ones.device)
         score.expected[BDM] = expected_baseline(weight.shape, ones.tolist())
-    score.note = TINY_SPAN if math.isinf(grid.delta) else None
+    score.note = FLOAT64_GRID if widened else TINY_SPAN if math.isinf(grid.delta) else None
     return score
 
 

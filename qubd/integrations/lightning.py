@@ -13,8 +13,10 @@ from qubd.integrations.sinks import report_scalars
 
 class QubdLightningCallback(ScheduledCallback, Callback):
     """Scores the module at step 0 and every ``every`` optimizer steps (``trainer.global_step``), on
-    global rank 0 only; keeps the reports in ``.tracker`` (a ``ComplexityTracker``), writes its JSON log
-    to ``path``, and logs the per-plane ratios through the trainer's loggers (TensorBoardLogger,
+    global rank 0, or on every rank when the module's weights are sharded DTensors (FSDP2, tensor
+    parallel: the ranks score it together); keeps the reports in ``.tracker`` (a
+    ``ComplexityTracker``), writes its JSON log to ``path`` (rank 0), and, on global rank 0, logs the
+    per-plane ratios through the trainer's loggers (TensorBoardLogger,
     WandbLogger, ...: ``use_trainer_loggers``) and to ``tensorboard`` / ``wandb`` as
     ``QubdTrainerCallback`` does.
 
@@ -36,19 +38,17 @@ class QubdLightningCallback(ScheduledCallback, Callback):
         self.use_trainer_loggers = use_trainer_loggers
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
-            self.schedule.start(pl_module)
-            self._score(trainer)
+        self.schedule.start(pl_module, trainer.is_global_zero)
+        self._score(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.is_global_zero:
-            self._score(trainer)
+        self._score(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.schedule.close()
 
     def _score(self, trainer) -> None:
-        report = self.schedule.at_step(trainer.global_step)
-        if report is not None and self.use_trainer_loggers:
+        report = self.schedule.at_step(trainer.global_step, trainer.is_global_zero)
+        if report is not None and self.use_trainer_loggers and trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(report_scalars(report), step=trainer.global_step)

@@ -10,6 +10,7 @@ from torch import nn
 
 from qubd.integrations.sinks import ScalarSinks, report_scalars
 from qubd.report.report import Report
+from qubd.report.scoring import scored_by_every_rank
 from qubd.report.tracker import ComplexityTracker
 
 
@@ -35,18 +36,28 @@ class ScheduledTracker:
         self.tracker: ComplexityTracker | None = None
         self._last_step: int | None = None
 
-    def start(self, model: nn.Module) -> None:
-        self.tracker = ComplexityTracker(model, self.path, every=self.every, **self.options)
+    def start(self, model: nn.Module, main_process: bool) -> None:
+        """The tracker, on every process (the others score a model every rank scores together); the
+        main process alone is given the log path, so no other checks or writes it."""
+        path = self.path if main_process else None
+        self.tracker = ComplexityTracker(model, path, every=self.every, **self.options)
 
-    def at_step(self, step: int) -> Report | None:
-        """Score if ``step`` is due and not scored yet; the report, or None."""
+    def at_step(self, step: int, main_process: bool) -> Report | None:
+        """Score if ``step`` is due and not scored yet; the report, or None. Called on every process:
+        the main process scores, and so does every other rank when the model is one every rank
+        scores together (DTensor weights: FSDP2, tensor parallel), which the tracker then does
+        without gathering a weight; only the main process logs the scalars (the tracker's JSON log
+        is written by rank 0)."""
         if self.tracker is None:
             raise RuntimeError("the qubd callback was not started (no on-train-begin call reached it)")
         if step == self._last_step or step % self.every:
             return None
+        if not (main_process or scored_by_every_rank(self.tracker.model)):
+            return None
         self._last_step = step
         report = self.tracker.log(step)
-        self.sinks.log(report_scalars(report), step)
+        if main_process:
+            self.sinks.log(report_scalars(report), step)
         return report
 
     def close(self) -> None:

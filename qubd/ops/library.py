@@ -2,9 +2,10 @@
 its implementation.
 
 Primitive ops (``value_bounds``, ``order_statistics``, ``order_statistics_batched``,
-``quantize_to_grid``, ``plane_histograms``, ``weight_histograms``, ``weight_histograms_batched``,
-``ctm_score``, ``weight_scores``, ``weight_scores_batched``, ``weight_scores_and_ones_batched``)
-have a kernel per backend and device (registered by ``qubd.ops.dispatch``). The public ops
+``radix_digit_counts``, ``quantize_to_grid``, ``plane_histograms``, ``weight_histograms``,
+``weight_histograms_batched``, ``ctm_score``, ``weight_scores``, ``weight_scores_batched``,
+``weight_scores_and_ones_batched``) have a kernel per backend and device (registered by
+``qubd.ops.dispatch``). The public ops
 (``quantize``, ``bdm``, ``qubd``, ``qubd_batched``) are composites of the primitives, the same on
 every device. Each op checks its arguments once, on entry (``qubd.ops.validation.checked``).
 """
@@ -28,6 +29,10 @@ lib.define("order_statistics(Tensor w, int[] ranks) -> Tensor")
 # order_statistics of each ws[i] at ranks[i], float64, one tensor's after another (sum of
 # len(ranks[i]) values); NaN at every rank of a tensor holding NaN or Inf, so the caller names it.
 lib.define("order_statistics_batched(Tensor[] ws, int[][] ranks) -> Tensor")
+# One step of a radix selection whose counts add up over processes (a tensor sharded over ranks):
+# int64 [len(prefixes), 2**digit_bits], row i the counts of the next digit_bits of the values'
+# order-preserving keys among those whose top fixed_bits equal prefixes[i] (qubd.reference.radix_counts).
+lib.define("radix_digit_counts(Tensor w, int[] prefixes, int fixed_bits, int digit_bits) -> Tensor")
 lib.define("quantize_to_grid(Tensor w, float lo, float delta, int bits) -> Tensor")
 lib.define("plane_histograms(Tensor q, int bits) -> Tensor")
 lib.define("weight_histograms(Tensor w, float lo, float delta, int bits) -> Tensor")
@@ -51,6 +56,7 @@ PRIMITIVE_OPS = (
     "value_bounds",
     "order_statistics",
     "order_statistics_batched",
+    "radix_digit_counts",
     "quantize_to_grid",
     "plane_histograms",
     "weight_histograms",
@@ -91,6 +97,11 @@ def _(w, ranks):
 @_fake("order_statistics_batched")
 def _(ws, ranks):
     return ws[0].new_empty(sum(len(r) for r in ranks), dtype=torch.float64)
+
+
+@_fake("radix_digit_counts")
+def _(w, prefixes, fixed_bits, digit_bits):
+    return w.new_empty(len(prefixes), 1 << digit_bits, dtype=torch.int64)
 
 
 @_fake("quantize_to_grid")

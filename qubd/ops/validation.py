@@ -176,6 +176,26 @@ def _order_statistics_batched(ws: list[torch.Tensor], ranks: list[list[int]]) ->
     check_one_device(ws)
 
 
+# The widest digit radix_digit_counts counts (2**16 counts per prefix).
+MAX_DIGIT_BITS = 16
+
+
+def _radix_digit_counts(w: torch.Tensor, prefixes: list[int], fixed_bits: int, digit_bits: int) -> None:
+    if not isinstance(w, torch.Tensor):  # empty is fine: a shard may hold no values
+        raise TypeError(f"weights must be a torch.Tensor, got {type(w).__name__}")
+    if w.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"weights must be float32, float16, bfloat16 or float64, got {w.dtype}")
+    key_bits = torch.finfo(w.dtype).bits
+    if not 1 <= digit_bits <= MAX_DIGIT_BITS or not 0 <= fixed_bits <= key_bits - digit_bits:
+        raise ValueError(
+            f"a digit of {digit_bits} bits (1..{MAX_DIGIT_BITS}) after {fixed_bits} fixed bits does not fit "
+            f"the {key_bits}-bit keys of {w.dtype}"
+        )
+    bad = [p for p in prefixes if not 0 <= p < 1 << fixed_bits]
+    if bad:
+        raise ValueError(f"prefixes must lie in [0, 2**{fixed_bits}), got {bad}")
+
+
 def _quantize_to_grid(w: torch.Tensor, lo: float, delta: float, bits: int) -> None:
     check_float_values(w)
     check_bits(bits)
@@ -226,6 +246,7 @@ SHAPE_CHECKS = {
     "value_bounds": _value_bounds,
     "order_statistics": _order_statistics,
     "order_statistics_batched": _order_statistics_batched,
+    "radix_digit_counts": _radix_digit_counts,
     "quantize_to_grid": _quantize_to_grid,
     "weight_histograms": _weight_histograms,
     "weight_histograms_batched": _weight_histograms_batched,

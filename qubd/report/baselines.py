@@ -13,6 +13,7 @@ a tensor's baseline does not depend on which other tensors are scored.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from qubd.report.reference import reference_tensor
 INT32_INDEX_LIMIT = 2**31
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExpectedBaseline:
     """A measure's closed-form baseline: per plane (or one value), the mean and standard deviation
     over random arrangements of the tensor's values."""
@@ -56,15 +57,46 @@ def expected_baseline(shape: Sequence[int], ones: Sequence[int]) -> ExpectedBase
 def expected_baselines(
     shapes: Sequence[Sequence[int]], ones: Sequence[Sequence[int]]
 ) -> list[ExpectedBaseline]:
-    """``expected_baseline`` of each tensor, the planes not seen before computed in one go."""
-    keys = []
-    for shape, counts in zip(shapes, ones, strict=True):
-        rows, cols = shape[0], math.prod(shape[1:])
-        blocks = (rows // BLOCK_SIDE) * (cols // BLOCK_SIDE)
-        keys.append([(rows * cols, blocks, int(k)) for k in counts])
-    # This call's planes in a table of its own: the shared cache may be emptied (or, from another
-    # thread, changed) between the lookup and the answer.
-    table = {key: _planes_seen.get(key) for row in keys for key in row}
+    """``expected_baseline`` of each tensor, the planes not seen before computed in one go. Each
+    distinct (cells, blocks, ones) of the call is looked up (or computed) once: many small tensors
+    share a handful of them."""
+    if len(shapes) != len(ones):
+        raise ValueError(f"{len(shapes)} shapes but {len(ones)} lists of ones")
+    planes = [len(counts) for counts in ones]
+    counts = np.fromiter(itertools.chain.from_iterable(ones), dtype=np.int64, count=sum(planes))
+    # Planes by matrix (cells, blocks), then by their ones: one np.unique over each matrix's counts.
+    matrix_ids: dict[tuple[int, int], int] = {}
+    tensor_matrix = [matrix_ids.setdefault(_matrix(shape), len(matrix_ids)) for shape in shapes]
+    plane_matrix = np.repeat(np.asarray(tensor_matrix, dtype=np.int64), planes)
+    groups = []  # (the planes of one matrix, its distinct keys, each plane's index into them)
+    for (cells, blocks), matrix in matrix_ids.items():
+        mine = np.flatnonzero(plane_matrix == matrix)
+        distinct, where = np.unique(counts[mine], return_inverse=True)
+        groups.append((mine, [(cells, blocks, k) for k in distinct.tolist()], where.reshape(-1)))
+    table = _closed_forms([key for _, keys, _ in groups for key in keys])
+    means, stds = np.empty(len(counts)), np.empty(len(counts))
+    for mine, keys, where in groups:
+        mean_of, std_of = np.array([table[key] for key in keys], dtype=np.float64).reshape(-1, 2).T
+        means[mine], stds[mine] = mean_of[where], std_of[where]
+    mean_list, std_list = means.tolist(), stds.tolist()
+    starts = list(itertools.accumulate(planes, initial=0))
+    return [
+        ExpectedBaseline(mean_list[start:stop], std_list[start:stop])
+        for start, stop in zip(starts[:-1], starts[1:], strict=True)
+    ]
+
+
+def _matrix(shape: Sequence[int]) -> tuple[int, int]:
+    """(cells, complete 4x4 blocks) of the ``flatten(1)`` matrix of a tensor of ``shape``."""
+    rows, cols = shape[0], math.prod(shape[1:])
+    return rows * cols, (rows // BLOCK_SIDE) * (cols // BLOCK_SIDE)
+
+
+def _closed_forms(keys: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], tuple[float, float]]:
+    """(mean, std) of each (cells, blocks, ones): looked up in the shared cache, the rest computed
+    together. The answer is a table of its own: the shared cache may be emptied (or, from another
+    thread, changed) between the lookup and the answer."""
+    table = {key: _planes_seen.get(key) for key in keys}
     missing = [key for key, known in table.items() if known is None]
     if missing:
         cells, blocks, counts = np.array(missing, dtype=np.int64).T
@@ -74,7 +106,7 @@ def expected_baselines(
         if len(_planes_seen) + len(computed) > PLANES_KEPT:
             _planes_seen.clear()
         _planes_seen.update(computed)
-    return [ExpectedBaseline([table[key][0] for key in row], [table[key][1] for key in row]) for row in keys]
+    return table
 
 
 def run_seed(seed: int, name: str, run: int) -> int:

@@ -36,7 +36,7 @@ class PlaneScore:
     z: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TensorScore:
     """One tensor: its measures (``values["bdm"]`` per plane, ...) and its baseline's, one dict per run
     (``baseline_runs``) or in closed form (``expected``, per measure); or why it was skipped. ``note``:

@@ -20,6 +20,7 @@ from qubd.checkpoints import (
     skip_reason,
     stream_tensors,
 )
+from qubd.checkpoints.collector import collector_paused
 from qubd.checkpoints.eligibility import MIN_SIDE
 from qubd.layouts import CONV_DIMS, DEFAULT, arrange, arranged_shape
 from qubd.report.baselines import baseline_tensors
@@ -34,7 +35,7 @@ from qubd.report.scores import TensorScore
 
 # Tensors are scored in groups of up to this many weights or tensors (see _Group).
 GROUP_WEIGHTS = 2**24
-GROUP_TENSORS = 64
+GROUP_TENSORS = 1024
 # With a progress bar, fewer weights, so that the bar advances tensor by tensor as large tensors are
 # scored (and by 64 small ones: a group of 4 cost more than scoring its tensors).
 PROGRESS_GROUP_WEIGHTS = 2**20
@@ -102,7 +103,11 @@ def score(
         if reference is not None:
             raise ReportError("a reference baseline is not supported on a model scored by every rank")
         return score_model(obj, options, include, exclude)
-    with open_source(obj, include, exclude) as source, open_reference(reference, include, exclude) as ref:
+    with (
+        collector_paused(),  # listing 100,000 tensors makes as many records: see qubd.checkpoints.collector
+        open_source(obj, include, exclude) as source,
+        open_reference(reference, include, exclude) as ref,
+    ):
         return score_source(source, options, progress=progress, reference=ref)
 
 
@@ -127,8 +132,7 @@ def score_source(
         )
     source = pair_with_reference(source, reference, options, _eligible)
     device = options.torch_device()
-    wanted = [e for e in source.entries if _eligible(e)]
-    if not wanted:
+    if not any(_eligible(e) for e in source.entries):
         raise ReportError(f"{source.description}: no eligible tensors ({_why_none(source)})")
     started = time.perf_counter()
     tensors = score_entries(source.entries, options, progress)
@@ -154,16 +158,16 @@ def score_entries(
     tensors = []
     group = _Group(options, progress)
 
-    def skip(entry: TensorEntry) -> str | None:
-        return _metadata_skip(entry) or _layout_skip(entry, options.layout)
-
-    total = sum(e.numel for e in entries if skip(e) is None)
-    with weights_progress(total, progress) as advance, torch.no_grad():
-        for entry, w in stream_tensors(entries, lambda e: skip(e) is None, device):
+    reasons = [_metadata_skip(e) or _layout_skip(e, options.layout) for e in entries]
+    scored = {id(e) for e, reason in zip(entries, reasons, strict=True) if reason is None}
+    total = sum(e.numel for e, reason in zip(entries, reasons, strict=True) if reason is None)
+    with weights_progress(total, progress) as advance, torch.no_grad(), collector_paused():
+        streamed = stream_tensors(entries, lambda e: id(e) in scored, device)
+        for (entry, w), reason in zip(streamed, reasons, strict=True):
             result = TensorScore(entry.name, entry.shape, entry.dtype)
             tensors.append(result)
             if w is None:
-                result.skipped = skip(entry)
+                result.skipped = reason
                 continue
             group.add(entry, arrange(as_scorable(w), options.layout), result)
             del w
@@ -254,6 +258,8 @@ def _score_tensors(
         result.values = measured.values
         result.expected = measured.expected
         result.note = result.note or tiny_span_note(w, measured.values[BDM], options.clip)
+    if not options.runs:
+        return
     # One baseline run of every member at a time: memory for one copy of the group.
     runs = zip(*(baseline_tensors(entry, w, options) for entry, w, _ in members), strict=True)
     for baselines in runs:

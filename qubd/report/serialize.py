@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import qubd
+from qubd.checkpoints.collector import collector_paused
 from qubd.layouts import DEFAULT
 from qubd.report.advice import advise, rule
 from qubd.report.baselines import ExpectedBaseline
@@ -19,7 +20,7 @@ from qubd.report.measure import BDM, BINARY, MANIFOLD, measure_names, single_val
 from qubd.report.options import COMPRESSORS, EXPECTED, ScoreOptions
 from qubd.report.safe_text import spreadsheet_text
 from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
-from qubd.report.summary import Summary
+from qubd.report.tensor_records import bdm_fields, vector_fields
 from qubd.report.writers import write_text
 
 FORMAT = "qubd-report"
@@ -38,8 +39,10 @@ LOGGED_OPTIONS = WRITTEN_OPTIONS[:5]
 def report_to_json(report: ReportData) -> str:
     """The report indented, except its tensors: one line each, written by json's C encoder (an
     indented dump goes through the pure-Python one, ~0.6 ms a tensor: a minute for 100,000)."""
-    data = report_to_dict(report)
-    tensors = [json.dumps(t, allow_nan=False) for t in data.pop("tensors")]
+    with collector_paused():
+        data = report_to_dict(report)
+        encode = json.JSONEncoder(allow_nan=False).encode  # one encoder for all (dumps makes one a call)
+        tensors = [encode(t) for t in data.pop("tensors")]
     head = json.dumps(data, indent=1, allow_nan=False)
     listed = "[\n  " + ",\n  ".join(tensors) + "\n ]" if tensors else "[]"
     return f'{head.removesuffix("}").rstrip()},\n "tensors": {listed}\n}}\n'
@@ -47,7 +50,9 @@ def report_to_json(report: ReportData) -> str:
 
 def report_to_dict(report: ReportData) -> dict:
     options = report.options
-    advice = report.advice
+    summary = report.summary()  # report.advice and report.planes, from one summary
+    advice = advise(summary, options.advice_margin)
+    weights = report.weights
     data = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -60,7 +65,7 @@ def report_to_dict(report: ReportData) -> dict:
         "device": report.device,
         "planes": [
             {**plane_dict(p), "below_baseline": bool(advice and p.plane in advice.planes_below)}
-            for p in report.planes
+            for p in plane_scores(summary)
         ],
         "total": plane_dict(report.total, plane=False),
         "advice": None
@@ -77,10 +82,10 @@ def report_to_dict(report: ReportData) -> dict:
             "skipped": len(report.skipped),
             "excluded": report.excluded,
             "skipped_by_reason": report.skipped_by_reason(),
-            "weights": report.weights,
+            "weights": weights,
         },
         "seconds": report.seconds,
-        "weights_per_second": report.weights / report.seconds if report.seconds else None,
+        "weights_per_second": weights / report.seconds if report.seconds else None,
     }
     for measure in single_value_measures(options):
         data[measure] = plane_dict(plane_scores(report.summary(measure), total=True)[0], plane=False)
@@ -91,7 +96,7 @@ def report_to_dict(report: ReportData) -> dict:
                 plane_scores(report.total_summary(compressor), total=True)[0], plane=False, key="bytes"
             ),
         }
-    data["tensors"] = [tensor_to_dict(t, options) for t in report.tensors]
+    data["tensors"] = tensor_dicts(report.tensors, options)
     return data
 
 
@@ -105,37 +110,33 @@ def plane_dict(p: PlaneScore, plane: bool = True, key: str = BDM) -> dict:
     return out
 
 
-def _vector_dict(summary: Summary, runs: list[list[float]], key: str) -> dict:
-    return {
-        key: summary.values,
-        f"baseline_{key}": summary.baseline,
-        f"baseline_{key}_std": summary.baseline_std,
-        "ratios": summary.ratio,
-        "z": summary.z,
-        "baseline_runs": runs,
-    }
-
-
 def tensor_to_dict(t: TensorScore, options: ScoreOptions) -> dict:
     """One tensor's entry of a JSON report (everything ``tensor_from_dict`` needs to rebuild it)."""
-    data = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "skipped": t.skipped}
-    if t.skipped is not None:
-        return data | {"planes": None, "baseline_planes": None}
-    data["note"] = t.note
-    summary = t.summary()
-    data |= _vector_dict(summary, [run[BDM] for run in t.baseline_runs], "planes")
-    data["total"] = plane_dict(plane_scores(t.total(), total=True)[0], plane=False)
-    advice = advise(summary, options.advice_margin)
-    data["suggested_bits"] = advice.suggested_bits if advice else None
-    data["planes_below_baseline"] = advice.planes_below if advice else None
-    for measure in single_value_measures(options):
-        value = plane_dict(plane_scores(t.summary(measure), total=True)[0], plane=False)
-        data[measure] = value | {"baseline_runs": [run[measure][0] for run in t.baseline_runs]}
-    for compressor in options.compressors:
-        data[compressor] = _vector_dict(
-            t.summary(compressor), [run[compressor] for run in t.baseline_runs], "planes"
-        )
-    return data
+    return tensor_dicts([t], options)[0]
+
+
+def tensor_dicts(tensors: list[TensorScore], options: ScoreOptions) -> list[dict]:
+    """``tensor_to_dict`` of each tensor; their QuBD fields computed for all of them at once
+    (``qubd.report.tensor_records``)."""
+    scored = iter(bdm_fields([t for t in tensors if t.skipped is None], options.advice_margin))
+    measures = single_value_measures(options)
+    out = []
+    for t in tensors:
+        data = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "skipped": t.skipped}
+        if t.skipped is not None:
+            out.append(data | {"planes": None, "baseline_planes": None})
+            continue
+        data["note"] = t.note
+        data |= next(scored)
+        for measure in measures:
+            value = plane_dict(plane_scores(t.summary(measure), total=True)[0], plane=False)
+            data[measure] = value | {"baseline_runs": [run[measure][0] for run in t.baseline_runs]}
+        for compressor in options.compressors:
+            data[compressor] = vector_fields(
+                t.summary(compressor), [run[compressor] for run in t.baseline_runs], "planes"
+            )
+        out.append(data)
+    return out
 
 
 def read_json(path: str | Path) -> dict:

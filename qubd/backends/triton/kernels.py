@@ -11,6 +11,9 @@ from qubd.backends.triton.quantize import quantize_to_grid
 # The many small tensors this op is for are selected as fast by torch.kthvalue: the reference serves.
 from qubd.reference.order_statistics import order_statistics_batched
 
+# A digit's counts per prefix (for sharded tensors): torch.bincount serves on CUDA.
+from qubd.reference.radix_counts import radix_digit_counts
+
 # torch.aminmax is one fused reduction on CUDA already: the reference serves.
 from qubd.reference.value_bounds import value_bounds
 
