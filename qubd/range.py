@@ -161,7 +161,7 @@ def _ranges(
             try:
                 groups.append(([i], torch.stack(value_range(w, clip, order_statistics)).reshape(1, 2)))
             except ValueError as err:
-                raise ValueError(f"{names[i]}: {err}") from None
+                raise ValueError(f"{_label(names, i)}{err}") from None
     if first_bad < len(ws):
         raise _non_finite(names, first_bad)
     return groups
@@ -198,9 +198,14 @@ def _clipped_small(
     return first_bad, groups
 
 
+def _label(names: Sequence[str] | None, i: int) -> str:
+    """``"name: "`` to put before an error about tensor ``i``; nothing without a name."""
+    return f"{names[i]}: " if names and names[i] else ""
+
+
 def _non_finite(names: Sequence[str] | None, i: int) -> ValueError:
-    """The refusal of tensor ``i``'s NaN or Inf values, after its name (none without ``names``)."""
-    return ValueError(NON_FINITE if names is None else f"{names[i]}: {NON_FINITE}")
+    """The refusal of tensor ``i``'s NaN or Inf values, after its name (if it has one)."""
+    return ValueError(_label(names, i) + NON_FINITE)
 
 
 def _min_max(ws: Sequence[torch.Tensor], names: Sequence[str] | None) -> torch.Tensor:
@@ -223,8 +228,8 @@ def quant_grids(
     names: Sequence[str] | None = None,
 ) -> list[QuantGrid]:
     """``quant_grid(*value_range(w, clip), bits)`` of each tensor of ``ws``, labelled by ``names``
-    in errors (default ``weights[i]``): the grids of all tensors come from a few tensor ops in all,
-    not a few per tensor (hundreds of thousands of small tensors)."""
+    in errors (default ``weights[i]``; an empty name: the message alone): the grids of all tensors
+    come from a few tensor ops in all, not a few per tensor (hundreds of thousands of small tensors)."""
     names = names if names is not None else [f"weights[{i}]" for i in range(len(ws))]
     grids: list[QuantGrid] = [None] * len(ws)  # type: ignore[list-item]
     for where, bounds in _ranges(ws, clip, order_statistics, names):
@@ -254,10 +259,9 @@ def _grids(lo: np.ndarray, hi: np.ndarray, bits: int, names: Sequence[str] | Non
     finite = np.isfinite(span)
     if not finite.all():
         i = int(np.argmin(finite))
-        label = "" if names is None else f"{names[i]}: "
         raise ValueError(
-            f"{label}the weight range [{lo[i]}, {hi[i]}] is wider than {torch.from_numpy(span).dtype} can "
-            "hold; scale the weights or pass float64"
+            f"{_label(names, i)}the weight range [{lo[i]}, {hi[i]}] is wider than"
+            f" {torch.from_numpy(span).dtype} can hold; scale the weights or pass float64"
         )
     # The scalars in the compute dtype, as torch casts a Python scalar to the tensor's dtype.
     delta = np.where(span < real(MIN_SPAN), real(np.inf), span / real(2**bits - 1))

@@ -148,7 +148,7 @@ def _(ws, lo, delta, bits):
 
 
 def _grid(w: torch.Tensor, bits: int, clip: float | None) -> QuantGrid:
-    return quant_grids([w], clip, bits, torch.ops.qubd.order_statistics, ["weights"])[0]
+    return quant_grids([w], clip, bits, torch.ops.qubd.order_statistics, [""])[0]
 
 
 def _quantize(w: torch.Tensor, bits: int, clip: float | None = None) -> torch.Tensor:
