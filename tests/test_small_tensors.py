@@ -164,6 +164,52 @@ def test_a_hostile_header_is_one_line_naming_the_file(tmp_path, capsys, field, v
         open_source(path)
 
 
+class _Accepted:
+    """What ``safe_open`` returns for a file it accepted: here, a stand-in for a file that was valid
+    when the library read its header and was swapped before qubd read it again."""
+
+    def __init__(self, names):
+        self._names = names
+
+    def keys(self):
+        return self._names
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("data_offsets", [0, 10**12]),  # a huge range: must not become a huge read
+        ("data_offsets", [64, 192]),  # past the end of the file
+        ("shape", [4, 5]),  # 80 bytes of float32 in a range of 64
+        ("shape", "four"),
+        ("data_offsets", None),
+    ],
+)
+def test_a_header_swapped_after_validation_is_refused(tmp_path, monkeypatch, field, value):
+    from qubd.checkpoints import safetensors_source
+
+    header = _valid_header()
+    header["b.weight"][field] = value
+    path = tmp_path / "swapped.safetensors"
+    _write(path, header, bytes(128))
+    monkeypatch.setattr(safetensors_source, "_open", lambda p: _Accepted(list(header)))
+    with pytest.raises(CheckpointError, match=rf"^{path}: tensor 'b\.weight': "):
+        safetensors_source.safetensors_entries(path, safetensors_source.SafetensorsReader())
+
+
+def test_a_header_longer_than_its_file_is_refused(tmp_path, monkeypatch):
+    from qubd.checkpoints import safetensors_source
+
+    path = tmp_path / "long.safetensors"
+    path.write_bytes(struct.pack("<Q", 10**12) + b"{}")
+    monkeypatch.setattr(safetensors_source, "_open", lambda p: _Accepted([]))
+    with pytest.raises(CheckpointError, match="longer than the file"):
+        safetensors_source.safetensors_entries(path, safetensors_source.SafetensorsReader())
+
+
 def test_a_file_truncated_after_it_was_listed_names_the_file_and_tensor(tmp_path):
     path = tmp_path / "model.safetensors"
     save_file({f"w{i}": torch.randn(4, 4) for i in range(10)}, path)

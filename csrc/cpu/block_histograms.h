@@ -207,9 +207,9 @@ void block_histograms(int64_t rows, int64_t cols, int planes, const RowSource& s
     if (next < 0) return {};
     const int64_t band = next / bands.blocks_per_band;
     const int64_t end_band = std::min(last, (next + bands.batch_blocks - 1) / bands.blocks_per_band + 1);
-    const char* first = matrix + band * kBlockSide * row_bytes + (next % bands.blocks_per_band) * kBlockSide * memory.element_bytes;
-    const char* end = matrix + end_band * kBlockSide * row_bytes;
-    return {first, std::min(end, first + most_bytes)};
+    const int64_t first = band * kBlockSide * row_bytes + (next % bands.blocks_per_band) * kBlockSide * memory.element_bytes;
+    const int64_t end = std::min(end_band * kBlockSide * row_bytes, first + most_bytes);
+    return {matrix + first, matrix + end};
   };
 
   dispatch_isa([&](auto isa) {

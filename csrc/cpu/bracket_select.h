@@ -190,7 +190,7 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
         // chunk is prefetched into L2, a cache line per line of keys read here: this loop makes no
         // memory traffic of its own (float32 8192^2: 60 -> 45 ms).
         int64_t staged_count[kMaxIntervals] = {};
-        const char* ahead = reinterpret_cast<const char*>(bits + start + kChunk);
+        const char* ahead = reinterpret_cast<const char*>(bits + std::min(start + kChunk, n));
         const char* const ahead_end = reinterpret_cast<const char*>(bits + n);
         for (int64_t i = 0; i < len; i += 64) {
           for (size_t line = 0; line < sizeof(Key) && ahead < ahead_end; ++line, ahead += 64)

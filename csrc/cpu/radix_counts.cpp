@@ -28,43 +28,22 @@ constexpr int64_t kFlush = int64_t(1) << 31;  // keys counted into 32-bit counte
 
 // flags[i] = whether key i of bits[0, len) has its high bits (above `low_bits`) equal to one of
 // `wanted`; returns whether any has. Branch-free, so the compiler vectorises it.
-template <typename Stored, typename Key = typename FloatKeys<Stored>::Key>
-[[gnu::always_inline]] inline bool flag_prefixed_body(const Key* bits, int64_t len, int low_bits, const Key* wanted,
-                                                      uint8_t* flags) {
-  uint8_t any = 0;
-  for (int64_t i = 0; i < len; ++i) {
-    const Key high = Key(FloatKeys<Stored>::of_bits(bits[i]) >> low_bits);
-    uint8_t hit = 0;
-    for (int s = 0; s < kTestedPrefixes; ++s) hit |= uint8_t(high == wanted[s]);
-    flags[i] = hit;
-    any |= hit;
-  }
-  return any != 0;
-}
-template <typename Stored, typename Key>
-bool flag_prefixed_baseline(const Key* bits, int64_t len, int low_bits, const Key* wanted, uint8_t* flags) {
-  return flag_prefixed_body<Stored>(bits, len, low_bits, wanted, flags);
-}
-#if defined(QUBD_X86_ISAS)
-template <typename Stored, typename Key>
-QUBD_TARGET_AVX2 bool flag_prefixed_avx2(const Key* bits, int64_t len, int low_bits, const Key* wanted,
+template <typename Stored>
+struct FlagPrefixed {
+  using Key = typename FloatKeys<Stored>::Key;
+  [[gnu::always_inline]] static bool run(const Key* bits, int64_t len, int low_bits, const Key* wanted,
                                          uint8_t* flags) {
-  return flag_prefixed_body<Stored>(bits, len, low_bits, wanted, flags);
-}
-template <typename Stored, typename Key>
-QUBD_TARGET_AVX512 bool flag_prefixed_avx512(const Key* bits, int64_t len, int low_bits, const Key* wanted,
-                                             uint8_t* flags) {
-  return flag_prefixed_body<Stored>(bits, len, low_bits, wanted, flags);
-}
-#endif
-template <Isa isa, typename Stored, typename Key>
-bool flag_prefixed(const Key* bits, int64_t len, int low_bits, const Key* wanted, uint8_t* flags) {
-#if defined(QUBD_X86_ISAS)
-  if constexpr (isa == Isa::Avx512) return flag_prefixed_avx512<Stored>(bits, len, low_bits, wanted, flags);
-  if constexpr (isa == Isa::Avx2) return flag_prefixed_avx2<Stored>(bits, len, low_bits, wanted, flags);
-#endif
-  return flag_prefixed_baseline<Stored>(bits, len, low_bits, wanted, flags);
-}
+    uint8_t any = 0;
+    for (int64_t i = 0; i < len; ++i) {
+      const Key high = Key(FloatKeys<Stored>::of_bits(bits[i]) >> low_bits);
+      uint8_t hit = 0;
+      for (int s = 0; s < kTestedPrefixes; ++s) hit |= uint8_t(high == wanted[s]);
+      flags[i] = hit;
+      any |= hit;
+    }
+    return any != 0;
+  }
+};
 
 template <typename Stored>
 class DigitCounter {
@@ -139,7 +118,7 @@ class DigitCounter {
       uint8_t flags[kSpan] = {};
       for (int64_t start = begin; start < end; start += kSpan) {
         const int64_t len = std::min(kSpan, end - start);
-        if (!flag_prefixed<kIsa, Stored>(bits_ + start, len, low_bits, tested, flags)) continue;
+        if (!run_for_isa<kIsa, FlagPrefixed<Stored>>(bits_ + start, len, low_bits, tested, flags)) continue;
         for (int64_t i = 0; i < len; i += 8) {
           uint64_t word;
           std::memcpy(&word, flags + i, 8);

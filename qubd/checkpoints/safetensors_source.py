@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import os
 import sys
 import threading
 from pathlib import Path
@@ -36,6 +38,7 @@ DTYPE_NAMES = {
 }
 HEADER_SIZE_BYTES = 8
 METADATA = "__metadata__"
+ITEM_SIZES = {code: getattr(torch, name).itemsize for code, name in DTYPE_NAMES.items()}
 # Codes whose bytes are the tensor as torch stores it (whole bytes a value, little-endian like the
 # machines qubd runs on): such tensors can be read as views of the file's bytes.
 SPAN_DTYPES = frozenset(DTYPE_NAMES) if sys.byteorder == "little" else frozenset()
@@ -118,12 +121,27 @@ def _entries(
     path: Path, names: list[str], header: dict, data_start: int, reader: SafetensorsReader
 ) -> list[TensorEntry]:
     file = str(path)
+    file_size = path.stat().st_size
     entries = []
     for name in names:
-        info = header[name]
-        code = info["dtype"]
-        shape = tuple(info["shape"])
-        start, stop = info["data_offsets"]
+        try:
+            info = header[name]
+            code = info["dtype"]
+            shape = tuple(int(n) for n in info["shape"])
+            start, stop = (int(offset) for offset in info["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(
+                f"{path}: tensor '{name}': its header entry changed since the file was opened"
+            ) from None
+        if code in SPAN_DTYPES:
+            # safe_open validated the header it read; this second read is checked as strictly, so
+            # that a file swapped in between cannot ask for a huge read or a range outside it.
+            needed = math.prod(shape) * ITEM_SIZES[code]
+            if not (0 <= start <= stop <= file_size - data_start and stop - start == needed):
+                raise CheckpointError(
+                    f"{path}: tensor '{name}': its byte range [{start}, {stop}) does not hold a {code} "
+                    f"tensor of shape {list(shape)} inside the file (changed since it was opened?)"
+                )
         entries.append(
             TensorEntry(
                 name=name,
@@ -142,6 +160,8 @@ def _header(path: Path) -> tuple[dict, int]:
     try:
         with open_regular(path) as f:
             size = int.from_bytes(f.read(HEADER_SIZE_BYTES), "little")
+            if size > os.fstat(f.fileno()).st_size - HEADER_SIZE_BYTES:
+                raise ValueError(f"a header of {size} bytes is longer than the file")
             header = json.loads(f.read(size))
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot read its header ({err})") from None

@@ -6,7 +6,7 @@ Through ``TensorScore.summary()`` and ``.total()`` an entry costs a few numpy ca
 mean and std per plane, so the same fields come from one numpy expression each over ``[tensors,
 planes]`` arrays. The operations are those of ``qubd.report.summary`` for one tensor, element by
 element (a row's sum is a reduction over that row alone), so every number is the same double;
-tests/test_tensor_records.py checks them against each tensor scored and summarised on its own.
+tests/test_small_tensors.py checks them against each tensor scored and summarised on its own.
 Sampled baselines (runs) keep the per-tensor summaries.
 """
 
