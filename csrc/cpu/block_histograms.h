@@ -53,13 +53,6 @@ class ThreadCounters {
   uint8_t* data_;
 };
 
-// Blocks are counted in 8-bit counters, one per code and plane, and each time a counter wraps, the
-// bin's index is noted (at most one note per 256 increments) and 256 added when the counters are
-// summed. The increments scatter over planes x 65,536 bins: in 8 bits those (512 KiB for 8
-// planes) stay in the L2 cache, where 32-bit counters (2 MiB) did not: 1.55 -> 0.70 ns an
-// increment (benchmarks/RESULTS.md). Tried and dropped with 32-bit counters: two interleaved
-// copies (so that runs of one code in the high planes do not wait on the previous store), which
-// doubled the footprint and the counting time; prefetching the counters.
 // Memory to read soon, prefetched a cache line at a time into L2 while the blocks are counted
 // (the counting makes no memory traffic of its own, so the next batch's weights arrive meanwhile).
 class LinePrefetch {
@@ -78,6 +71,13 @@ class LinePrefetch {
   const char* end_ = nullptr;
 };
 
+// Blocks are counted in 8-bit counters, one per code and plane, and each time a counter wraps, the
+// bin's index is noted (at most one note per 256 increments) and 256 added when the counters are
+// summed. The increments scatter over planes x 65,536 bins: in 8 bits those (512 KiB for 8
+// planes) stay in the L2 cache, where 32-bit counters (2 MiB) did not: 1.55 -> 0.70 ns an
+// increment (benchmarks/RESULTS.md). Tried and dropped with 32-bit counters: two interleaved
+// copies (so that runs of one code in the high planes do not wait on the previous store), which
+// doubled the footprint and the counting time; prefetching the counters.
 inline uint32_t* count_code(uint16_t code, uint8_t* counts, uint32_t first_bin, uint32_t* wraps) {
   if (++counts[code] == 0) *wraps++ = first_bin + code;
   return wraps;
