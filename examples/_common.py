@@ -7,6 +7,7 @@ The examples import it as ``_common`` (``python examples/<name>.py`` puts ``exam
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -69,6 +70,12 @@ def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda was asked for, but CUDA is not available")
     return name
+
+
+def with_seeds_shifted(config: Any, seed: int) -> Any:
+    """``config`` (a dataclass with ``seeds``) with every seed shifted by ``seed`` (--seed s: 0, 1, 2
+    -> s, s + 1, s + 2)."""
+    return dataclasses.replace(config, seeds=tuple(seed + s for s in config.seeds))
 
 
 def seed_everything(seed: int) -> torch.Generator:

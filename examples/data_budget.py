@@ -54,6 +54,7 @@ from _common import (
     save_figure,
     seed_everything,
     total_ratio,
+    with_seeds_shifted,
     write_json,
     z_score,
 )
@@ -288,8 +289,7 @@ def plot(result: dict, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(__doc__.splitlines()[0], argv)
     started = time.perf_counter()
-    config = SMOKE if args.smoke else Config()  # --seed shifts all seeds (0, 1, 2 -> s, s + 1, s + 2)
-    config = dataclasses.replace(config, seeds=tuple(args.seed + s for s in config.seeds))
+    config = with_seeds_shifted(SMOKE if args.smoke else Config(), args.seed)
     x, y = load_mnist_5k()
     # Budget-major order: a run stopped early has every seed of the smaller budgets.
     splits, initials, init_reports = {}, {}, {}

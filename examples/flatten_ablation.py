@@ -44,6 +44,7 @@ from _common import (
     parse_args,
     save_figure,
     seed_everything,
+    with_seeds_shifted,
     write_json,
 )
 from data_budget import CLASSES, load_mnist_5k, split, train
@@ -307,25 +308,21 @@ def plot(result: dict, path: Path) -> None:
     shown = [v for v in VARIANTS if agg[v]["layers"]]
     x = np.arange(len(shown))
     width = 0.4
-    bar_ax.bar(
-        x - width / 2,
-        [agg[v]["init_ratio"]["mean"] for v in shown],
-        width,
-        yerr=[agg[v]["init_ratio"]["std"] for v in shown],
-        capsize=3,
-        color="tab:blue",
-        label="per-plane QuBD (mean over planes)",
+    series = (
+        ("init_ratio", -width / 2, "tab:blue", "per-plane QuBD (mean over planes)"),
+        ("manifold_init_ratio", width / 2, "tab:purple", "tiled manifold BDM"),
     )
-    bar_ax.bar(
-        x + width / 2,
-        [agg[v]["manifold_init_ratio"]["mean"] for v in shown],
-        width,
-        yerr=[agg[v]["manifold_init_ratio"]["std"] for v in shown],
-        capsize=3,
-        color="tab:purple",
-        label="tiled manifold BDM",
-    )
-    values = [agg[v][k]["mean"] for v in shown for k in ("init_ratio", "manifold_init_ratio")]
+    for key, offset, color, label in series:
+        bar_ax.bar(
+            x + offset,
+            [agg[v][key]["mean"] for v in shown],
+            width,
+            yerr=[agg[v][key]["std"] for v in shown],
+            capsize=3,
+            color=color,
+            label=label,
+        )
+    values = [agg[v][key]["mean"] for v in shown for key, *_ in series]
     bar_ax.set_ylim(min(values) - 3, max(max(values) + 3, 101))
     bar_ax.axhline(100.0, color="gray", linestyle="--", linewidth=1)
     bar_ax.set_xticks(x, shown, rotation=20, fontsize=8)
@@ -346,8 +343,7 @@ def plot(result: dict, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(__doc__.splitlines()[0], argv)
     started = time.perf_counter()
-    config = SMOKE if args.smoke else Config()
-    config = dataclasses.replace(config, seeds=tuple(args.seed + s for s in config.seeds))
+    config = with_seeds_shifted(SMOKE if args.smoke else Config(), args.seed)
     x, y = load_mnist_5k()
     runs = []
     for seed in config.seeds:
