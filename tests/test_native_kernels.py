@@ -100,9 +100,9 @@ def test_threads_and_repeated_codes_equal_reference(bits):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_looked_up_codes_equal_reference(dtype):
-    # 16-bit floats past 2**20 weights (codes of at most 8 bits) are looked up in a table of every
-    # bit pattern: subnormals, signed zeros, values outside the grid (clipped) and exact ties.
+def test_16bit_float_codes_equal_reference(dtype):
+    # 16-bit floats through the threaded pass (past 2**20 weights), converted to float in the
+    # vectorised quantiser: subnormals, signed zeros, values outside the grid (clipped) and exact ties.
     w = weights(1024, 1024, dtype, 11)
     special = torch.tensor([0.0, -0.0, 1e-40, -1e-40, 6e-8, 1e4, -1e4, 0.5, -0.5], dtype=torch.float32)
     w.view(-1)[: special.numel()] = special.to(dtype)

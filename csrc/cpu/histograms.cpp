@@ -1,11 +1,9 @@
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "block_histograms.h"
-#include "code_table.h"
 #include "dispatch.h"
 #include "isa.h"
 #include "kernels.h"
@@ -73,7 +71,7 @@ namespace {
 // Calls fn(Code{}, source, memory) with a RowSource of the rows x cols `weights` quantised to codes
 // of type Code, and where the weights lie.
 template <typename Fn>
-void with_quantised_rows(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta,
+void with_quantised_rows(const void* weights, DType dtype, int64_t cols, double lo, double delta,
                          int bits, Fn&& fn) {
   dispatch_code_width(bits, [&](auto code) {
     using Code = decltype(code);
@@ -82,25 +80,7 @@ void with_quantised_rows(const void* weights, DType dtype, int64_t rows, int64_t
       using Compute = typename Element<Stored>::Compute;
       const auto* w = static_cast<const Stored*>(weights);
       const Compute max_code = Compute((1u << bits) - 1);
-      constexpr bool kTableable = sizeof(Stored) == 2 && std::is_same_v<Code, uint8_t>;
-      std::optional<CodeTable> table;
-      if (kTableable && rows * cols >= kCodeTableMinWeights)
-        table.emplace([&](const uint16_t* patterns, int64_t n, uint8_t* out) {
-          dispatch_isa([&](auto isa) {
-            run_for_isa<decltype(isa)::value, QuantizeRow>(reinterpret_cast<const Stored*>(patterns), n, Compute(lo),
-                                                           Compute(delta), max_code, out);
-            return 0;
-          });
-        });
-      const uint8_t* const codes_of = table ? table->data() : nullptr;
       auto quantised_row = [=](auto isa, int64_t r, int64_t c0, int64_t n, Code* scratch) -> const Code* {
-        if constexpr (kTableable) {
-          if (codes_of != nullptr) {
-            look_up_codes<decltype(isa)::value>(reinterpret_cast<const uint16_t*>(w + r * cols + c0), n, codes_of,
-                                                scratch);
-            return scratch;
-          }
-        }
         run_for_isa<decltype(isa)::value, QuantizeRow>(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code,
                                                        scratch);
         return scratch;
@@ -115,7 +95,7 @@ void with_quantised_rows(const void* weights, DType dtype, int64_t rows, int64_t
 
 void weight_histograms(const void* weights, DType dtype, int64_t rows, int64_t cols, double lo, double delta,
                        int bits, int64_t* histograms) {
-  with_quantised_rows(weights, dtype, rows, cols, lo, delta, bits, [&](auto code, const auto& source, MatrixMemory memory) {
+  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source, MatrixMemory memory) {
     block_histograms<decltype(code)>(rows, cols, bits, source, memory, histograms);
   });
 }
@@ -132,7 +112,7 @@ void weight_scores(const void* weights, DType dtype, int64_t rows, int64_t cols,
       add_histogram_ones(histograms.data(), bits, ones);
     }
   }
-  with_quantised_rows(weights, dtype, rows, cols, lo, delta, bits, [&](auto code, const auto& source, MatrixMemory) {
+  with_quantised_rows(weights, dtype, cols, lo, delta, bits, [&](auto code, const auto& source, MatrixMemory) {
     using Code = decltype(code);
     if (sparse) sparse_block_scores<Code>(rows, cols, bits, source, ctm16, scores, ones);
     if (ones != nullptr) add_edge_ones<Code>(rows, cols, bits, source, ones);
