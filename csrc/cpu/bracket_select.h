@@ -4,7 +4,8 @@
 // a key interval [a, b] that holds it with a wide margin. One pass then counts, per interval, the
 // keys below a, takes the min and max key (the finite check) and flags the keys inside an interval
 // (one flat branch-free loop per chunk, vectorised per instruction set); the flagged keys, a few
-// per thousand, are gathered from the flags 8 at a time. A rank r lies in its
+// per thousand, are gathered from the flags 64 at a time (AVX-512: straight from the comparison
+// masks, in the same loop: float32 8192^2 17.4 -> 12.6 ms, bf16 12.5 -> 9.7). A rank r lies in its
 // interval exactly when below <= r < below + inside, which the counts prove; nth_element among the
 // gathered keys then gives it exactly. Where the counts do not prove it (a sample unlike the rest of
 // the data), or an interval would gather too many keys, the caller falls back to radix selection:
@@ -29,6 +30,9 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(QUBD_X86_ISAS)
+#include <immintrin.h>
 #endif
 
 namespace qubd::cpu {
@@ -86,6 +90,92 @@ struct ScanChunk {
     return counts;
   }
 };
+
+#if defined(QUBD_X86_ISAS)
+// AVX-512 lanes of 32- or 16-bit keys, compared as signed integers as in ScanChunk.
+template <typename Key>
+struct Avx512Lanes;
+template <>
+struct Avx512Lanes<uint32_t> {
+  static constexpr int kCount = 16;
+  using Mask = __mmask16;
+  QUBD_TARGET_AVX512 static __m512i set1(uint32_t k) { return _mm512_set1_epi32(int(k)); }
+  QUBD_TARGET_AVX512 static __m512i signed_keys(const void* p) {
+    const __m512i u = _mm512_loadu_si512(p);
+    return _mm512_xor_si512(u, _mm512_srli_epi32(_mm512_srai_epi32(u, 31), 1));
+  }
+  QUBD_TARGET_AVX512 static Mask less(__m512i a, __m512i b) { return _mm512_cmplt_epi32_mask(a, b); }
+  QUBD_TARGET_AVX512 static Mask less_equal(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmple_epi32_mask(m, a, b); }
+  QUBD_TARGET_AVX512 static __m512i count(__m512i c, Mask m) { return _mm512_mask_sub_epi32(c, m, c, _mm512_set1_epi32(-1)); }
+  QUBD_TARGET_AVX512 static __m512i min(__m512i a, __m512i b) { return _mm512_min_epi32(a, b); }
+  QUBD_TARGET_AVX512 static __m512i max(__m512i a, __m512i b) { return _mm512_max_epi32(a, b); }
+};
+template <>
+struct Avx512Lanes<uint16_t> {
+  static constexpr int kCount = 32;
+  using Mask = __mmask32;
+  QUBD_TARGET_AVX512 static __m512i set1(uint16_t k) { return _mm512_set1_epi16(short(k)); }
+  QUBD_TARGET_AVX512 static __m512i signed_keys(const void* p) {
+    const __m512i u = _mm512_loadu_si512(p);
+    return _mm512_xor_si512(u, _mm512_srli_epi16(_mm512_srai_epi16(u, 15), 1));
+  }
+  QUBD_TARGET_AVX512 static Mask less(__m512i a, __m512i b) { return _mm512_cmplt_epi16_mask(a, b); }
+  QUBD_TARGET_AVX512 static Mask less_equal(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmple_epi16_mask(m, a, b); }
+  QUBD_TARGET_AVX512 static __m512i count(__m512i c, Mask m) { return _mm512_mask_sub_epi16(c, m, c, _mm512_set1_epi16(-1)); }
+  QUBD_TARGET_AVX512 static __m512i min(__m512i a, __m512i b) { return _mm512_min_epi16(a, b); }
+  QUBD_TARGET_AVX512 static __m512i max(__m512i a, __m512i b) { return _mm512_max_epi16(a, b); }
+};
+
+// ScanChunk and the staging of the keys inside the intervals in one pass, for AVX-512: the
+// comparisons give bit masks, so the few keys inside are staged from the vector that holds them
+// (the flags are neither written nor read again). staged[j * kChunk + staged_count[j]] takes the
+// keys of interval j; len is a multiple of the lane count.
+template <typename Stored>
+QUBD_TARGET_AVX512 ChunkCounts<typename FloatKeys<Stored>::Key> avx512_scan_and_stage(
+    const typename FloatKeys<Stored>::Key* bits, int64_t len, const Interval<typename FloatKeys<Stored>::Key>* intervals,
+    typename FloatKeys<Stored>::Key* staged, int64_t* staged_count) {
+  using Key = typename FloatKeys<Stored>::Key;
+  using Lanes = Avx512Lanes<Key>;
+  using Signed = std::make_signed_t<Key>;
+  constexpr Key kSign = FloatKeys<Stored>::kSign;
+  const __m512i a0 = Lanes::set1(Key(intervals[0].a ^ kSign)), b0 = Lanes::set1(Key(intervals[0].b ^ kSign));
+  const __m512i a1 = Lanes::set1(Key(intervals[1].a ^ kSign)), b1 = Lanes::set1(Key(intervals[1].b ^ kSign));
+  __m512i below0 = _mm512_setzero_si512(), below1 = _mm512_setzero_si512();
+  __m512i lo = Lanes::set1(Key(std::numeric_limits<Signed>::max())), hi = Lanes::set1(Key(kSign));
+  for (int64_t i = 0; i < len; i += Lanes::kCount) {
+    const __m512i k = Lanes::signed_keys(bits + i);
+    const typename Lanes::Mask under0 = Lanes::less(k, a0), under1 = Lanes::less(k, a1);
+    below0 = Lanes::count(below0, under0);
+    below1 = Lanes::count(below1, under1);
+    lo = Lanes::min(lo, k);
+    hi = Lanes::max(hi, k);
+    const typename Lanes::Mask in0 = Lanes::less_equal(typename Lanes::Mask(~under0), k, b0);
+    const typename Lanes::Mask in1 = Lanes::less_equal(typename Lanes::Mask(~under1), k, b1);
+    if ((in0 | in1) == 0) continue;
+    alignas(64) Key keys[Lanes::kCount];
+    _mm512_store_si512(keys, k);
+    for (uint64_t m = in0; m != 0; m &= m - 1) staged[staged_count[0]++] = Key(keys[__builtin_ctzll(m)] ^ kSign);
+    for (uint64_t m = in1; m != 0; m &= m - 1)
+      staged[kChunk + staged_count[1]++] = Key(keys[__builtin_ctzll(m)] ^ kSign);
+  }
+  alignas(64) Key lanes[4][Lanes::kCount];
+  _mm512_store_si512(lanes[0], below0);
+  _mm512_store_si512(lanes[1], below1);
+  _mm512_store_si512(lanes[2], lo);
+  _mm512_store_si512(lanes[3], hi);
+  ChunkCounts<Key> counts;
+  Signed least = std::numeric_limits<Signed>::max(), most = std::numeric_limits<Signed>::min();
+  for (int l = 0; l < Lanes::kCount; ++l) {
+    counts.below[0] += lanes[0][l];
+    counts.below[1] += lanes[1][l];
+    least = std::min(least, Signed(lanes[2][l]));
+    most = std::max(most, Signed(lanes[3][l]));
+  }
+  counts.lo = Key(Key(least) ^ kSign);
+  counts.hi = Key(Key(most) ^ kSign);
+  return counts;
+}
+#endif
 
 // Sorts unsigned keys, least significant byte first, one counting pass per byte: std::sort of the
 // 32,768 sampled keys took ~0.9 ms, a sixth of a 4096^2 bf16 selection.
@@ -170,6 +260,17 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
   std::atomic<bool> overflow{false};
   std::vector<int64_t> below(kMaxIntervals, 0);
   Key lo = std::numeric_limits<Key>::max(), hi = 0;
+  // A chunk's staged keys claim their places with one atomic add per interval.
+  auto claim_staged = [&](const Key* staged, const int64_t* staged_count) {
+    for (int j = 0; j < used; ++j) {
+      if (staged_count[j] == 0) continue;
+      const int64_t at = filled[j].fetch_add(staged_count[j], std::memory_order_relaxed);
+      if (at + staged_count[j] > gather_limit)
+        overflow.store(true, std::memory_order_relaxed);
+      else
+        std::copy_n(staged + j * kChunk, staged_count[j], gathered[size_t(j)].get() + at);
+    }
+  };
   dispatch_isa([&](auto isa) {
     constexpr Isa kIsa = decltype(isa)::value;
 #pragma omp parallel num_threads(threads)
@@ -182,6 +283,20 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
       for (int64_t start = 0; start < n; start += kChunk) {
         if (overflow.load(std::memory_order_relaxed)) continue;  // the answer comes from radix selection
         const int64_t len = std::min(kChunk, n - start);
+        int64_t staged_count[kMaxIntervals] = {};
+#if defined(QUBD_X86_ISAS)
+        if constexpr (kIsa == Isa::Avx512 && sizeof(Key) <= 4) {
+          constexpr int64_t kLanes = Avx512Lanes<Key>::kCount;
+          if (len % kLanes == 0) {
+            const ChunkCounts<Key> c = avx512_scan_and_stage<Stored>(bits + start, len, in, staged, staged_count);
+            for (int j = 0; j < kMaxIntervals; ++j) my_below[j] += c.below[j];
+            my_lo = std::min(my_lo, c.lo);
+            my_hi = std::max(my_hi, c.hi);
+            claim_staged(staged, staged_count);
+            continue;
+          }
+        }
+#endif
         const ChunkCounts<Key> c = run_for_isa<kIsa, ScanChunk<Stored>>(bits + start, len, in, inside);
         for (int j = 0; j < kMaxIntervals; ++j) my_below[j] += c.below[j];
         my_lo = std::min(my_lo, c.lo);
@@ -189,7 +304,6 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
         // The flags 64 at a time; the few keys inside are staged by interval. Meanwhile the next
         // chunk is prefetched into L2, a cache line per line of keys read here: this loop makes no
         // memory traffic of its own (float32 8192^2: 60 -> 45 ms).
-        int64_t staged_count[kMaxIntervals] = {};
         const char* ahead = reinterpret_cast<const char*>(bits + std::min(start + kChunk, n));
         const char* const ahead_end = reinterpret_cast<const char*>(bits + n);
         for (int64_t i = 0; i < len; i += 64) {
@@ -203,14 +317,7 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
               if (k >= in[j].a && k <= in[j].b) staged[j * kChunk + staged_count[j]++] = k;
           }
         }
-        for (int j = 0; j < used; ++j) {
-          if (staged_count[j] == 0) continue;
-          const int64_t at = filled[j].fetch_add(staged_count[j], std::memory_order_relaxed);
-          if (at + staged_count[j] > gather_limit)
-            overflow.store(true, std::memory_order_relaxed);
-          else
-            std::copy_n(staged + j * kChunk, staged_count[j], gathered[size_t(j)].get() + at);
-        }
+        claim_staged(staged, staged_count);
       }
 #pragma omp critical
       {
