@@ -43,6 +43,7 @@ constexpr int kMaxIntervals = 2;                 // clipping wants two: one per 
 constexpr int64_t kSample = 1 << 15;
 constexpr int64_t kRun = 16;                     // neighbours sampled together (a cache line of float32)
 constexpr int64_t kChunk = 1 << 14;              // keys per scheduling chunk
+constexpr uint64_t kCountedSpan = 1 << 16;       // intervals spanning fewer keys are counted, not selected
 
 template <typename Key>
 struct Interval {
@@ -331,15 +332,32 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
   if (overflow) return std::nullopt;  // counts are partial: prove nothing from them
   if (!Keys::finite(lo) || !Keys::finite(hi)) throw std::domain_error("weights contain NaN or Inf values");
 
+  // Each rank from its interval's keys: by counting them where the interval spans few keys (16-bit
+  // floats' tails; bf16 8192^2 clipping: nth_element took ~2 of 9.7 ms, the counts are not seen in
+  // a profile), else by nth_element.
   std::vector<double> values;
+  std::vector<std::vector<uint32_t>> key_counts(static_cast<size_t>(kMaxIntervals));
   for (int64_t r : ranks) {
     int j = 0;
     while (j < used && !(r >= below[size_t(j)] && r < below[size_t(j)] + filled[j])) ++j;
     if (j == used) return std::nullopt;
     Key* keys = gathered[size_t(j)].get();
-    Key* at = keys + (r - below[size_t(j)]);
-    std::nth_element(keys, at, keys + filled[j]);
-    values.push_back(double(Keys::value(*at)));
+    const int64_t inside_rank = r - below[size_t(j)];
+    const uint64_t span = uint64_t(in[j].b) - uint64_t(in[j].a);
+    if (span >= kCountedSpan) {
+      std::nth_element(keys, keys + inside_rank, keys + filled[j]);
+      values.push_back(double(Keys::value(keys[inside_rank])));
+      continue;
+    }
+    std::vector<uint32_t>& counts = key_counts[size_t(j)];
+    if (counts.empty()) {
+      counts.assign(size_t(span) + 1, 0);
+      for (int64_t i = 0; i < filled[j]; ++i) ++counts[size_t(keys[i] - in[j].a)];
+    }
+    int64_t seen = 0;
+    size_t offset = 0;
+    while (seen + counts[offset] <= inside_rank) seen += counts[offset++];
+    values.push_back(double(Keys::value(Key(in[j].a + offset))));
   }
   return values;
 }
