@@ -32,7 +32,7 @@ def large(side: int, repeats: int, isas: list[str], thread_counts: list[int], cp
     print(f"{'dtype':>9} {'isa':>8} {'thr':>3} {'sum ms':>7} {'range ms':>8} {'ostat ms':>8} {'hist ms':>8}"
           f" {'qubd ms':>8} {'clip ms':>8} {'read/hist':>9} {'read/qubd':>9} {'clip/qubd':>9}")  # fmt: skip
     w32 = torch.randn(side, side, generator=torch.Generator().manual_seed(0))
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
         w = w32.to(dtype)
         grid = quant_grid(*value_range(w, None, torch.ops.qubd.order_statistics), 8)
         ranks = _clip_ranks(w.numel(), dtype, 99.9)
