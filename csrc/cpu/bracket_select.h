@@ -106,8 +106,12 @@ struct Avx512Lanes<uint32_t> {
     return _mm512_xor_si512(u, _mm512_srli_epi32(_mm512_srai_epi32(u, 31), 1));
   }
   QUBD_TARGET_AVX512 static Mask less(__m512i a, __m512i b) { return _mm512_cmplt_epi32_mask(a, b); }
-  QUBD_TARGET_AVX512 static Mask less_equal(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmple_epi32_mask(m, a, b); }
-  QUBD_TARGET_AVX512 static __m512i count(__m512i c, Mask m) { return _mm512_mask_sub_epi32(c, m, c, _mm512_set1_epi32(-1)); }
+  QUBD_TARGET_AVX512 static Mask less_equal(Mask m, __m512i a, __m512i b) {
+    return _mm512_mask_cmple_epi32_mask(m, a, b);
+  }
+  QUBD_TARGET_AVX512 static __m512i count(__m512i c, Mask m) {
+    return _mm512_mask_sub_epi32(c, m, c, _mm512_set1_epi32(-1));
+  }
   QUBD_TARGET_AVX512 static __m512i min(__m512i a, __m512i b) { return _mm512_min_epi32(a, b); }
   QUBD_TARGET_AVX512 static __m512i max(__m512i a, __m512i b) { return _mm512_max_epi32(a, b); }
 };
@@ -121,8 +125,12 @@ struct Avx512Lanes<uint16_t> {
     return _mm512_xor_si512(u, _mm512_srli_epi16(_mm512_srai_epi16(u, 15), 1));
   }
   QUBD_TARGET_AVX512 static Mask less(__m512i a, __m512i b) { return _mm512_cmplt_epi16_mask(a, b); }
-  QUBD_TARGET_AVX512 static Mask less_equal(Mask m, __m512i a, __m512i b) { return _mm512_mask_cmple_epi16_mask(m, a, b); }
-  QUBD_TARGET_AVX512 static __m512i count(__m512i c, Mask m) { return _mm512_mask_sub_epi16(c, m, c, _mm512_set1_epi16(-1)); }
+  QUBD_TARGET_AVX512 static Mask less_equal(Mask m, __m512i a, __m512i b) {
+    return _mm512_mask_cmple_epi16_mask(m, a, b);
+  }
+  QUBD_TARGET_AVX512 static __m512i count(__m512i c, Mask m) {
+    return _mm512_mask_sub_epi16(c, m, c, _mm512_set1_epi16(-1));
+  }
   QUBD_TARGET_AVX512 static __m512i min(__m512i a, __m512i b) { return _mm512_min_epi16(a, b); }
   QUBD_TARGET_AVX512 static __m512i max(__m512i a, __m512i b) { return _mm512_max_epi16(a, b); }
 };
@@ -133,8 +141,9 @@ struct Avx512Lanes<uint16_t> {
 // keys of interval j; len is a multiple of the lane count.
 template <typename Stored>
 QUBD_TARGET_AVX512 ChunkCounts<typename FloatKeys<Stored>::Key> avx512_scan_and_stage(
-    const typename FloatKeys<Stored>::Key* bits, int64_t len, const Interval<typename FloatKeys<Stored>::Key>* intervals,
-    typename FloatKeys<Stored>::Key* staged, int64_t* staged_count) {
+    const typename FloatKeys<Stored>::Key* bits, int64_t len,
+    const Interval<typename FloatKeys<Stored>::Key>* intervals, typename FloatKeys<Stored>::Key* staged,
+    int64_t* staged_count) {
   using Key = typename FloatKeys<Stored>::Key;
   using Lanes = Avx512Lanes<Key>;
   using Signed = std::make_signed_t<Key>;
