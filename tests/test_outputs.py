@@ -114,6 +114,27 @@ def test_output_onto_a_shard_or_the_index_of_a_folder_is_refused(capsys, tmp_pat
     assert json.loads(report.read_text())["counts"]["scored"] == 2
 
 
+@pytest.mark.parametrize("method", ["to_json", "to_csv", "plot"])
+def test_a_report_refuses_to_write_onto_the_files_it_was_scored_from(tmp_path, method):
+    folder = _sharded_folder(tmp_path)
+    reference = tmp_path / "reference.safetensors"
+    save_file({"a.weight": torch.randn(8, 8), "b.weight": torch.randn(8, 8)}, reference)
+    report = qubd.score(folder, reference=reference)
+    shard, index = folder / "model-00001-of-00002.safetensors", folder / "model.safetensors.index.json"
+    for victim in (shard, index, reference):
+        before = victim.read_bytes()
+        with pytest.raises(ReportError, match=f"^{victim}: is an input"):
+            getattr(report, method)(victim)
+        assert victim.read_bytes() == before
+    new = tmp_path / f"report.{'png' if method == 'plot' else method[3:]}"
+    getattr(report, method)(new)  # anything else is written
+    assert new.stat().st_size > 0
+    # A report read back from its JSON knows no checkpoint files: it writes where it is told.
+    json_path = tmp_path / "again.json"
+    report.to_json(json_path)
+    assert qubd.Report.from_json(json_path).inputs == ()
+
+
 @pytest.mark.parametrize(
     "first, second",
     [("--json", "--csv"), ("--json", "--plot"), ("--csv", "--plot")],

@@ -16,7 +16,7 @@ from qubd.checkpoints.filters import NameFilter
 from qubd.checkpoints.hub import resolve_checkpoint
 from qubd.checkpoints.mapping_source import mapping_entries
 from qubd.checkpoints.module_source import module_entries
-from qubd.checkpoints.paths import SAFETENSORS, CheckpointFile, checkpoint_files
+from qubd.checkpoints.paths import SAFETENSORS, CheckpointFile, checkpoint_files, input_files
 from qubd.checkpoints.safetensors_source import SafetensorsReader, safetensors_entries
 from qubd.checkpoints.torch_file_source import torch_file_entries
 
@@ -31,7 +31,8 @@ class TensorSource:
     """The tensors of one model or checkpoint, in order, after the name filter.
 
     Use as a context manager: it closes the files still open. ``excluded`` counts the
-    tensors the name filter left out; ``is_module`` tells whether ``reinitialize`` is available.
+    tensors the name filter left out; ``is_module`` tells whether ``reinitialize`` is available;
+    ``inputs``: the files read (a checkpoint's), which nothing made from them may overwrite.
     """
 
     description: str
@@ -39,6 +40,7 @@ class TensorSource:
     excluded: int = 0
     is_module: bool = False
     _files: ExitStack = field(default_factory=ExitStack, repr=False)
+    inputs: tuple[Path, ...] = ()
 
     def close(self) -> None:
         self._files.close()
@@ -57,20 +59,20 @@ def open_source(
     together make one checkpoint. CheckpointError for a path that cannot be read."""
     files = ExitStack()
     try:
-        description, entries, is_module = _entries(obj, files)
+        description, entries, is_module, inputs = _entries(obj, files)
     except BaseException:
         files.close()
         raise
     keep = NameFilter.of(include, exclude)
     kept = [e for e in entries if keep(e.name)]
-    return TensorSource(description, kept, len(entries) - len(kept), is_module, files)
+    return TensorSource(description, kept, len(entries) - len(kept), is_module, files, inputs)
 
 
-def _entries(obj: Scorable, files: ExitStack) -> tuple[str, list[TensorEntry], bool]:
+def _entries(obj: Scorable, files: ExitStack) -> tuple[str, list[TensorEntry], bool, tuple[Path, ...]]:
     if isinstance(obj, nn.Module):
-        return type(obj).__name__, module_entries(obj), True
+        return type(obj).__name__, module_entries(obj), True, ()
     if isinstance(obj, Mapping):
-        return "state dict", mapping_entries(obj), False
+        return "state dict", mapping_entries(obj), False, ()
     if isinstance(obj, (str, os.PathLike)):
         specs = [obj]
     elif isinstance(obj, Sequence) and obj and all(isinstance(p, (str, os.PathLike)) for p in obj):
@@ -87,7 +89,8 @@ def _entries(obj: Scorable, files: ExitStack) -> tuple[str, list[TensorEntry], b
         for file in checkpoint_files(path):
             entries.extend(_file_entries(file, reader))
     _check_unique(entries, paths)
-    return ", ".join(str(spec) for spec in specs), entries, False
+    inputs = tuple(f for path in paths for f in input_files(path))
+    return ", ".join(str(spec) for spec in specs), entries, False, inputs
 
 
 def _file_entries(file: CheckpointFile, reader: SafetensorsReader) -> list[TensorEntry]:

@@ -12,7 +12,7 @@ from qubd.report.frames import plane_frame, tensor_frame
 from qubd.report.plots import plot_report
 from qubd.report.scores import ReportData
 from qubd.report.serialize import read_json, report_from_dict, report_to_csv, report_to_dict, report_to_json
-from qubd.report.writers import write_text
+from qubd.report.writers import Output, check_outputs, write_text
 
 if TYPE_CHECKING:
     import pandas
@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 class Report(ReportData):
     """A model's or checkpoint's QuBD (``ReportData``), written as JSON or CSV, plotted, or shown.
 
-    Its files are written like every qubd output (``qubd.report.writers``: checked, atomic), but a
-    Report knows its checkpoint only by description, so unlike ``qubd score --json`` these methods
-    cannot refuse a path that is one of the checkpoint's own files."""
+    Its files are written like every qubd output (``qubd.report.writers``: checked, atomic); like
+    ``qubd score --json``, they refuse a path that is one of ``inputs``, the files of the checkpoint
+    (and reference) that ``qubd.score`` read. A report read back from JSON has no inputs."""
+
+    inputs: tuple[Path, ...] = ()
 
     @classmethod
     def of(cls, data: ReportData) -> Report:
@@ -37,19 +39,23 @@ class Report(ReportData):
         """The report as JSON text; written atomically to ``path`` when given."""
         text = report_to_json(self)
         if path is not None:
-            write_text(path, text)
+            write_text(self._destination(path), text)
         return text
 
     def to_csv(self, path: str | Path | None = None) -> str:
         """One row per tensor and plane (and totals) as CSV text; written atomically to ``path``."""
         text = report_to_csv(self)
         if path is not None:
-            write_text(path, text)
+            write_text(self._destination(path), text)
         return text
 
     def plot(self, path: str | Path) -> None:
         """Per-plane ratio bars and a tensor x plane heatmap, as an image at ``path`` (matplotlib)."""
-        plot_report(self, path)
+        plot_report(self, self._destination(path))
+
+    def _destination(self, path: str | Path) -> Output:
+        (output,) = check_outputs([path], self.inputs)
+        return output
 
     def to_pandas(self, by: str = "tensor") -> pandas.DataFrame:
         """A pandas DataFrame (needs the ``pandas`` extra): ``by="tensor"``, one row per tensor and plane

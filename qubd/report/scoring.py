@@ -145,6 +145,7 @@ def score_source(
         seconds=time.perf_counter() - started,
         reference=None if reference is None else reference.description,
     )
+    report.inputs = source.inputs + (() if reference is None else reference.inputs)
     if not report.scored:
         raise ReportError(f"{source.description}: no tensor could be scored ({_why_none(source, report)})")
     return report
