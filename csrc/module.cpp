@@ -119,6 +119,14 @@ PYBIND11_MODULE(_C, m) {
                                    ptr<const int64_t>(queries), count, ptr<double>(out));
       },
       release);
+  m.def(
+      "repr_rows",
+      [](uintptr_t values, int64_t rows, int64_t cols) {
+        std::vector<std::string> text = qubd::cpu::repr_rows(ptr<const double>(values), rows, cols);
+        py::list out(rows);
+        for (int64_t r = 0; r < rows; ++r) out[r] = py::str(text[r]);
+        return out;
+      });
   m.def("supported_isas", &qubd::cpu::supported_isas,
         "Instruction sets this CPU can run the kernels with, 'baseline' first and the best last.");
   m.def("set_isa", &qubd::cpu::set_isa,

@@ -20,6 +20,7 @@ from qubd.report.measure import BDM, BINARY, MANIFOLD, measure_names, single_val
 from qubd.report.options import COMPRESSORS, EXPECTED, ScoreOptions
 from qubd.report.safe_text import spreadsheet_text
 from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
+from qubd.report.tensor_json import scored_tensor_lines
 from qubd.report.tensor_records import bdm_fields, vector_fields
 from qubd.report.writers import write_text
 
@@ -40,15 +41,33 @@ def report_to_json(report: ReportData) -> str:
     """The report indented, except its tensors: one line each, written by json's C encoder (an
     indented dump goes through the pure-Python one, ~0.6 ms a tensor: a minute for 100,000)."""
     with collector_paused():
-        data = report_to_dict(report)
-        encode = json.JSONEncoder(allow_nan=False).encode  # one encoder for all (dumps makes one a call)
-        tensors = [encode(t) for t in data.pop("tensors")]
+        data = _report_head(report)
+        tensors = _tensor_lines(report)
     head = json.dumps(data, indent=1, allow_nan=False)
     listed = "[\n  " + ",\n  ".join(tensors) + "\n ]" if tensors else "[]"
     return f'{head.removesuffix("}").rstrip()},\n "tensors": {listed}\n}}\n'
 
 
+def _tensor_lines(report: ReportData) -> list[str]:
+    """Each tensor's entry as one line of JSON; the scored ones written from arrays where they can be
+    (``qubd.report.tensor_json``), else by json's encoder."""
+    encode = json.JSONEncoder(allow_nan=False).encode  # one encoder for all (dumps makes one a call)
+    options = report.options
+    scored = scored_tensor_lines(report.scored, options)
+    if scored is None:
+        return [encode(t) for t in tensor_dicts(report.tensors, options)]
+    lines = iter(scored)
+    return [next(lines) if t.skipped is None else encode(tensor_to_dict(t, options)) for t in report.tensors]
+
+
 def report_to_dict(report: ReportData) -> dict:
+    data = _report_head(report)
+    data["tensors"] = tensor_dicts(report.tensors, report.options)
+    return data
+
+
+def _report_head(report: ReportData) -> dict:
+    """Everything of ``report_to_dict`` but the tensors."""
     options = report.options
     summary = report.summary()  # report.advice and report.planes, from one summary
     advice = advise(summary, options.advice_margin)
@@ -96,7 +115,6 @@ def report_to_dict(report: ReportData) -> dict:
                 plane_scores(report.total_summary(compressor), total=True)[0], plane=False, key="bytes"
             ),
         }
-    data["tensors"] = tensor_dicts(report.tensors, options)
     return data
 
 
