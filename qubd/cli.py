@@ -335,6 +335,7 @@ def _run_score(args: argparse.Namespace) -> None:
 
 def _score_and_write(args: argparse.Namespace) -> None:
     from qubd.checkpoints import open_source
+    from qubd.checkpoints.collector import collector_running
     from qubd.report import score_source
     from qubd.report.plots import plot_report
     from qubd.report.reference import open_reference
@@ -366,7 +367,8 @@ def _score_and_write(args: argparse.Namespace) -> None:
         if "csv" in outputs:
             stage.write_text(outputs["csv"], report.to_csv())
         if "plot" in outputs:
-            plot_report(report, outputs["plot"], image_format, stage)
+            with collector_running():  # matplotlib's objects make cycles
+                plot_report(report, outputs["plot"], image_format, stage)
     for name, out in outputs.items():
         _say_written(OUTPUT_KINDS[name], out.given)
     if not args.quiet and not any(out.is_stdout for out in outputs.values()):
