@@ -19,7 +19,7 @@ import numpy as np
 from qubd.report.advice import NOISE_SIGMAS, advise
 from qubd.report.measure import BDM
 from qubd.report.scores import TensorScore, plane_scores
-from qubd.report.summary import Summary
+from qubd.report.summary import Summary, float_rows
 
 PERCENT = 100.0
 
@@ -101,9 +101,9 @@ def closed_form_fields(tensors: list[TensorScore], margin: float) -> ClosedFormF
     planes and all have as many planes; else None."""
     if not _closed_form(tensors):
         return None
-    values = np.array([t.values[BDM] for t in tensors], dtype=np.float64)
-    means = np.array([t.expected[BDM].mean for t in tensors], dtype=np.float64)
-    stds = np.array([t.expected[BDM].std for t in tensors], dtype=np.float64)
+    values = float_rows([t.values[BDM] for t in tensors])
+    means = float_rows([t.expected[BDM].mean for t in tensors])
+    stds = float_rows([t.expected[BDM].std for t in tensors])
     # summarize_expected of one tensor: its variances summed over one tensor, rooted.
     std = np.sqrt(np.square(stds))
     ratio, z = _ratio_z(values, means, std)
