@@ -339,6 +339,7 @@ def _score_and_write(args: argparse.Namespace) -> None:
     from qubd.report import score_source
     from qubd.report.plots import plot_report
     from qubd.report.reference import open_reference
+    from qubd.report.serialize import report_json_parts
     from qubd.report.table import print_report
     from qubd.report.writers import staged
 
@@ -363,7 +364,7 @@ def _score_and_write(args: argparse.Namespace) -> None:
         return
     with staged() as stage:
         if "json" in outputs:
-            stage.write_text(outputs["json"], report.to_json())
+            stage.write_text(outputs["json"], report_json_parts(report))
         if "csv" in outputs:
             stage.write_text(outputs["csv"], report.to_csv())
         if "plot" in outputs:

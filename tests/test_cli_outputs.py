@@ -11,8 +11,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+import qubd
 from qubd.report import plots, scoring
 from tests.test_cli import run
+from tests.test_report_json import _encoded
 
 
 @pytest.fixture
@@ -77,3 +79,21 @@ def test_the_collector_is_paused_while_scoring_and_runs_while_plotting(
     assert status == 0, err
     assert seen == {"scoring": False, "plotting": True}
     assert gc.isenabled()
+
+
+def _without_timing(text: str) -> str:
+    return re.sub(r'\n "(seconds|weights_per_second)": [^\n]*', "", text)
+
+
+def test_the_json_file_is_the_reports_json_text(capsys, tmp_path):
+    """Written in parts of many tensors each: more tensors than a part holds, skipped ones among them."""
+    g = torch.Generator().manual_seed(5)
+    tensors = {f"layer{i:04d}.weight": torch.randn(4, 4, generator=g) for i in range(2100)}
+    tensors |= {f"layer{i:04d}.bias": torch.randn(4, generator=g) for i in range(0, 2100, 300)}
+    path, out = tmp_path / "model.safetensors", tmp_path / "r.json"
+    save_file(tensors, path)
+    status, _, err = run(capsys, "score", str(path), "--json", str(out), "--quiet")
+    assert status == 0, err
+    expected = _encoded(qubd.score(path))  # json's encoder, one tensor a line
+    assert _without_timing(out.read_text(encoding="utf-8")) == _without_timing(expected)
+    assert len(json.loads(expected)["tensors"]) == len(tensors)
