@@ -13,13 +13,13 @@ from pathlib import Path
 import qubd
 from qubd.checkpoints.collector import collector_paused
 from qubd.layouts import DEFAULT
-from qubd.report.advice import advise, rule
+from qubd.report.advice import rule
 from qubd.report.baselines import ExpectedBaseline
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, BINARY, MANIFOLD, measure_names, single_value_measures
 from qubd.report.options import COMPRESSORS, EXPECTED, ScoreOptions
 from qubd.report.safe_text import spreadsheet_text
-from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
+from qubd.report.scores import ModelSums, PlaneScore, ReportData, TensorScore, model_sums, plane_scores
 from qubd.report.tensor_json import scored_tensor_lines
 from qubd.report.tensor_records import bdm_fields, vector_fields
 from qubd.report.writers import write_text
@@ -44,11 +44,12 @@ def report_to_json(report: ReportData) -> str:
     return "".join(report_json_parts(report))
 
 
-def report_json_parts(report: ReportData) -> list[str]:
+def report_json_parts(report: ReportData, sums: ModelSums | None = None) -> list[str]:
     """``report_to_json``'s text in parts, in order: a file written part by part is not first built
-    as one string and copied (100,000 small tensors: 120 MB, ~3 µs a tensor)."""
+    as one string and copied (100,000 small tensors: 120 MB, ~3 µs a tensor). ``sums``: the
+    report's ``model_sums`` where the caller has them."""
     with collector_paused():
-        data = _report_head(report)
+        data = _report_head(report, sums or model_sums(report))
         tensors = _tensor_lines(report)
     head = json.dumps(data, indent=1, allow_nan=False)
     start = f'{head.removesuffix("}").rstrip()},\n "tensors": '
@@ -74,16 +75,15 @@ def _tensor_lines(report: ReportData) -> list[str]:
 
 
 def report_to_dict(report: ReportData) -> dict:
-    data = _report_head(report)
+    data = _report_head(report, model_sums(report))
     data["tensors"] = tensor_dicts(report.tensors, report.options)
     return data
 
 
-def _report_head(report: ReportData) -> dict:
+def _report_head(report: ReportData, sums: ModelSums) -> dict:
     """Everything of ``report_to_dict`` but the tensors."""
     options = report.options
-    summary = report.summary()  # report.advice and report.planes, from one summary
-    advice = advise(summary, options.advice_margin)
+    advice = sums.advice
     weights = report.weights
     data = {
         "format": FORMAT,
@@ -97,9 +97,9 @@ def _report_head(report: ReportData) -> dict:
         "device": report.device,
         "planes": [
             {**plane_dict(p), "below_baseline": bool(advice and p.plane in advice.planes_below)}
-            for p in plane_scores(summary)
+            for p in sums.planes
         ],
-        "total": plane_dict(report.total, plane=False),
+        "total": plane_dict(sums.total, plane=False),
         "advice": None
         if advice is None
         else {

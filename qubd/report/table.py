@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from qubd.report.advice import BitDepthAdvice, advise, describe, rule
+from qubd.report.advice import BitDepthAdvice, describe, rule
 from qubd.report.measure import BINARY, MANIFOLD, single_value_measures
 from qubd.report.options import EXPECTED
 from qubd.report.progress import human
 from qubd.report.reference import UNPAIRED_REASONS
 from qubd.report.safe_text import printable
-from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
+from qubd.report.scores import ModelSums, PlaneScore, ReportData, TensorScore, model_sums, plane_scores
 
 NOTED_NAMES_SHOWN = 5
 UNPAIRED_SHOWN = 5
@@ -27,24 +26,16 @@ def _shown(text: str) -> str:
     return escape(printable(text))
 
 
-class ModelSums(NamedTuple):
-    """A report's per-plane scores, total and advice, from one sum over its tensors (each of
-    ``ReportData.planes``, ``.total`` and ``.advice`` sums them anew)."""
-
-    planes: list[PlaneScore]
-    total: PlaneScore
-    advice: BitDepthAdvice | None
-
-
-def model_sums(report: ReportData) -> ModelSums:
-    summary = report.summary()
-    total = plane_scores(report.total_summary(), total=True)[0]
-    return ModelSums(plane_scores(summary), total, advise(summary, report.options.advice_margin))
-
-
-def print_report(report: ReportData, console: Console | None = None, per_tensor: bool = False) -> None:
+def print_report(
+    report: ReportData,
+    console: Console | None = None,
+    per_tensor: bool = False,
+    sums: ModelSums | None = None,
+) -> None:
+    """The report's title, per-plane table (and with ``per_tensor`` the tensors'), counts and advice;
+    ``sums``: its ``model_sums`` where the caller has them."""
     console = console or Console()
-    sums = model_sums(report)
+    sums = sums or model_sums(report)
     console.print(_title(report))
     if per_tensor:
         console.print(tensor_table(report))
