@@ -11,22 +11,24 @@ namespace qubd::cpu {
 
 namespace {
 
-// repr(x) of a finite x, appended to `out`: the shortest digits that round-trip (the same digits
-// as CPython's repr, which also picks the shortest, the one nearest x on a tie), laid out as CPython
-// does: d.ddde+XX when the decimal exponent is < -4 or >= 16, else positional with at least one
-// digit after the point.
-void append_repr(std::string& out, double x) {
-  char buf[32];
+constexpr int kMaxRepr = 32;  // "-d.dddddddddddddddde-308" and positional forms up to 1e16 fit
+
+// repr(x) of a finite x, written at `out`; returns the end. The shortest digits that round-trip
+// (the same digits as CPython's repr, which also picks the shortest, the one nearest x on a tie),
+// laid out as CPython does: d.ddde+XX when the decimal exponent is < -4 or >= 16, else positional
+// with at least one digit after the point.
+char* write_repr(char* out, double x) {
+  char buf[kMaxRepr];
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x, std::chars_format::scientific);
   if (ec != std::errc()) throw std::runtime_error("to_chars failed");
   const char* p = buf;
-  if (*p == '-') out.push_back(*p++);
+  if (*p == '-') *out++ = *p++;
   const char* e = static_cast<const char*>(std::memchr(p, 'e', end - p));
   int exponent = 0;
   std::from_chars(e + (e[1] == '+' ? 2 : 1), end, exponent);
   if (exponent < -4 || exponent >= 16) {  // to_chars writes the exponent as repr does: sign, >= 2 digits
-    out.append(p, end - p);
-    return;
+    std::memcpy(out, p, end - p);
+    return out + (end - p);
   }
   char digits[24];
   int n = 0;
@@ -34,39 +36,52 @@ void append_repr(std::string& out, double x) {
     if (*c != '.') digits[n++] = *c;
   int point = exponent + 1;  // digits before the decimal point
   if (point <= 0) {
-    out.append("0.");
-    out.append(-point, '0');
-    out.append(digits, n);
-  } else if (point < n) {
-    out.append(digits, point);
-    out.push_back('.');
-    out.append(digits + point, n - point);
-  } else {
-    out.append(digits, n);
-    out.append(point - n, '0');
-    out.append(".0");
+    *out++ = '0';
+    *out++ = '.';
+    for (int i = 0; i < -point; ++i) *out++ = '0';
+    std::memcpy(out, digits, n);
+    return out + n;
   }
+  if (point < n) {
+    std::memcpy(out, digits, point);
+    out[point] = '.';
+    std::memcpy(out + point + 1, digits + point, n - point);
+    return out + n + 1;
+  }
+  std::memcpy(out, digits, n);
+  out += n;
+  for (int i = n; i < point; ++i) *out++ = '0';
+  *out++ = '.';
+  *out++ = '0';
+  return out;
 }
 
 }  // namespace
 
-std::vector<std::string> repr_rows(const double* values, int64_t rows, int64_t cols) {
-  std::vector<std::string> out(rows);
+void repr_rows(const double* values, int64_t rows, int64_t cols, std::string& text, std::vector<int64_t>& ends) {
+  text.resize(static_cast<size_t>(rows * cols) * (kMaxRepr + 2));
+  ends.resize(rows);
+  char* start = text.data();
+  char* out = start;
   for (int64_t r = 0; r < rows; ++r) {
-    std::string& row = out[r];
-    row.reserve(cols * 22);
     for (int64_t c = 0; c < cols; ++c) {
       double x = values[r * cols + c];
-      if (c) row.append(", ");
-      if (std::isnan(x))
-        row.append("null");
-      else if (std::isinf(x))
+      if (c) {
+        *out++ = ',';
+        *out++ = ' ';
+      }
+      if (std::isnan(x)) {
+        std::memcpy(out, "null", 4);
+        out += 4;
+      } else if (std::isinf(x)) {
         throw std::domain_error("an infinite value has no JSON number");
-      else
-        append_repr(row, x);
+      } else {
+        out = write_repr(out, x);
+      }
     }
+    ends[r] = out - start;
   }
-  return out;
+  text.resize(out - start);
 }
 
 }  // namespace qubd::cpu

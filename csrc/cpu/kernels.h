@@ -64,8 +64,8 @@ void ctm_hash_lookup(const uint64_t* slots, int log2_slots, const double* palett
                      int64_t count, double* out);
 
 // Each row of a rows x cols matrix of doubles as JSON numbers joined by ", ", each written as
-// Python's repr() writes it (json.dumps too); NaN is written as null. Throws std::domain_error at
-// an infinity.
-std::vector<std::string> repr_rows(const double* values, int64_t rows, int64_t cols);
+// Python's repr() writes it (json.dumps too), NaN as null: the rows one after another in `text`,
+// row r ending at ends[r]. Throws std::domain_error at an infinity.
+void repr_rows(const double* values, int64_t rows, int64_t cols, std::string& text, std::vector<int64_t>& ends);
 
 }  // namespace qubd::cpu
