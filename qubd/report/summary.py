@@ -48,9 +48,10 @@ def float_rows(rows: Sequence[Sequence[float]]) -> np.ndarray:
     np.asarray's), ~3x faster for many short lists (a report of 100,000 small tensors)."""
     if isinstance(rows, np.ndarray) or not len(rows):
         return np.asarray(rows, dtype=np.float64)
-    width = len(rows[0])
-    if any(len(row) != width for row in rows):
+    widths = set(map(len, rows))
+    if len(widths) > 1:
         raise ValueError("the rows have different lengths")
+    (width,) = widths
     flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
     return flat.reshape(len(rows), width)
 
