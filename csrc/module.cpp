@@ -123,10 +123,13 @@ PYBIND11_MODULE(_C, m) {
       release);
   m.def(
       "repr_rows",
-      [](uintptr_t values, int64_t rows, int64_t cols) {
+      [](uintptr_t values, int64_t rows, int64_t cols, const std::vector<std::string>& pieces) {
+        for (const std::string& piece : pieces)
+          for (unsigned char c : piece)
+            if (c >= 0x80) throw std::invalid_argument("the pieces must be ASCII");
         std::string text;
         std::vector<int64_t> ends;
-        qubd::cpu::repr_rows(ptr<const double>(values), rows, cols, text, ends);
+        qubd::cpu::repr_rows(ptr<const double>(values), rows, cols, pieces, text, ends);
         py::list out(rows);
         int64_t start = 0;
         for (int64_t r = 0; r < rows; ++r) {  // ASCII: copied as it is, not decoded as UTF-8

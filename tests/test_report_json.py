@@ -46,6 +46,17 @@ def test_rows_are_written_as_repr_writes_each_number(formatter):
     assert tensor_json.repr_rows(rows) == [", ".join(map(repr, row)) for row in rows.tolist()]
 
 
+def test_rows_are_written_between_the_pieces_given(formatter):
+    x = _doubles()[: 3 * 5000].reshape(-1, 3)
+    pieces = ['{"a": [', ", ", '], "b": ', "}"]
+    got = tensor_json.repr_rows(x, pieces)
+    assert got == [f'{{"a": [{a!r}, {b!r}], "b": {c!r}}}' for a, b, c in x.tolist()]
+    with pytest.raises(ValueError):
+        tensor_json.repr_rows(x, pieces[:-1])
+    with pytest.raises(ValueError):
+        tensor_json.repr_rows(x, ["", "\u00e9", ", ", ""])
+
+
 def test_nan_is_null_and_an_infinity_is_refused(formatter):
     assert tensor_json.repr_rows(np.array([[1.5, np.nan], [np.nan, -0.0]])) == ["1.5, null", "null, -0.0"]
     with pytest.raises(ValueError):

@@ -58,18 +58,21 @@ char* write_repr(char* out, double x) {
 
 }  // namespace
 
-void repr_rows(const double* values, int64_t rows, int64_t cols, std::string& text, std::vector<int64_t>& ends) {
-  text.resize(static_cast<size_t>(rows * cols) * (kMaxRepr + 2));
+void repr_rows(const double* values, int64_t rows, int64_t cols, const std::vector<std::string>& pieces,
+               std::string& text, std::vector<int64_t>& ends) {
+  if (static_cast<int64_t>(pieces.size()) != cols + 1) throw std::invalid_argument("need cols + 1 pieces");
+  size_t piece_chars = 0;
+  for (const std::string& piece : pieces) piece_chars += piece.size();
+  text.resize(static_cast<size_t>(rows) * (cols * kMaxRepr + piece_chars));
   ends.resize(rows);
   char* start = text.data();
   char* out = start;
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t c = 0; c <= cols; ++c) {
+      std::memcpy(out, pieces[c].data(), pieces[c].size());
+      out += pieces[c].size();
+      if (c == cols) break;
       double x = values[r * cols + c];
-      if (c) {
-        *out++ = ',';
-        *out++ = ' ';
-      }
       if (std::isnan(x)) {
         std::memcpy(out, "null", 4);
         out += 4;

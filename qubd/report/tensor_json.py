@@ -34,46 +34,68 @@ def scored_tensor_lines(scored: list[TensorScore], options: ScoreOptions) -> lis
     f = closed_form_fields(scored, options.advice_margin)
     if f is None or not _finite(f):
         return None
-    columns = zip(
-        repr_rows(f.values),
-        repr_rows(f.means),
-        repr_rows(f.std),
-        repr_rows(np.where(f.has_ratio, f.ratio, np.nan)),
-        repr_rows(np.where(f.has_z, f.z, np.nan)),
-        repr_rows(f.total),
-        repr_rows(f.total_mean),
-        repr_rows(f.total_std),
-        repr_rows(np.where(f.total_has_ratio, f.total_ratio, np.nan)),
-        repr_rows(np.where(f.total_has_z, f.total_z, np.nan)),
-        f.below,
-        strict=True,
+    numbers = np.hstack(
+        [
+            f.values,
+            f.means,
+            f.std,
+            np.where(f.has_ratio, f.ratio, np.nan),  # NaN: written as null
+            np.where(f.has_z, f.z, np.nan),
+            np.stack(
+                [
+                    f.total,
+                    f.total_mean,
+                    f.total_std,
+                    np.where(f.total_has_ratio, f.total_ratio, np.nan),
+                    np.where(f.total_has_z, f.total_z, np.nan),
+                ],
+                axis=1,
+            ),
+        ]
     )
+    between = [", "] * (f.values.shape[1] - 1)
+    pieces = ['"planes": [', *between, '], "baseline_planes": [', *between, '], "baseline_planes_std": [']
+    pieces += [*between, '], "ratios": [', *between, '], "z": [', *between]
+    pieces += ['], "baseline_runs": [], "total": {"bdm": ', ', "baseline": ', ', "baseline_std": ']
+    pieces += [', "ratio": ', ', "z": ', "}"]
     shapes: dict[tuple[int, ...], str] = {}
     lines = []
-    for t, (v, m, s, r, z, tv, tm, ts, tr, tz, below) in zip(scored, columns, strict=True):
+    for t, fields, below in zip(scored, repr_rows(numbers, pieces), f.below, strict=True):
         shape = shapes.get(t.shape) or shapes.setdefault(t.shape, "[" + ", ".join(map(str, t.shape)) + "]")
         note = "null" if t.note is None else json_string(t.note)
         bits = f.suggested_bits(below)
+        bits = "null" if bits is None else bits
         lines.append(
             f'{{"name": {json_string(t.name)}, "shape": {shape}, "dtype": {json_string(t.dtype)}, '
-            f'"skipped": null, "note": {note}, "planes": [{v}], "baseline_planes": [{m}], '
-            f'"baseline_planes_std": [{s}], "ratios": [{r}], "z": [{z}], "baseline_runs": [], '
-            f'"total": {{"bdm": {tv}, "baseline": {tm}, "baseline_std": {ts}, "ratio": {tr}, "z": {tz}}}, '
-            f'"suggested_bits": {"null" if bits is None else bits}, '
+            f'"skipped": null, "note": {note}, {fields}, "suggested_bits": {bits}, '
             f'"planes_below_baseline": [{", ".join(map(str, below))}]}}'
         )
     return lines
 
 
-def repr_rows(x: np.ndarray) -> list[str]:
-    """Each row of ``x`` (one value a row for a vector) as its numbers joined by ", ", each as
-    ``repr`` writes it, NaN as null. ValueError at an infinity."""
+def repr_rows(x: np.ndarray, pieces: list[str] | None = None) -> list[str]:
+    """Each row of ``x`` (one value a row for a vector) as text: ``pieces[0]``, its first number,
+    ``pieces[1]``, ..., its last number, ``pieces[-1]`` (ASCII; default: the numbers joined by
+    ", "); each number as ``repr`` writes it, NaN as null. ValueError at an infinity."""
     x = np.ascontiguousarray(x.reshape(-1, 1) if x.ndim == 1 else x, dtype=np.float64)
+    rows, cols = x.shape
+    if pieces is None:
+        pieces = ["", *[", "] * (cols - 1), ""] if cols else [""]
+    if len(pieces) != cols + 1:
+        raise ValueError(f"{cols} numbers a row need {cols + 1} pieces, got {len(pieces)}")
     if _native_repr_rows is not None:
-        return _native_repr_rows(x.ctypes.data, *x.shape)
+        return _native_repr_rows(x.ctypes.data, rows, cols, pieces)
     if np.isinf(x).any():
         raise ValueError("an infinite value has no JSON number")
-    return [", ".join("null" if v != v else repr(v) for v in row) for row in x.tolist()]
+    if not all(piece.isascii() for piece in pieces):
+        raise ValueError("the pieces must be ASCII")
+    out = []
+    for row in x.tolist():
+        parts = [pieces[0]]
+        for value, piece in zip(row, pieces[1:], strict=True):
+            parts += ["null" if value != value else repr(value), piece]
+        out.append("".join(parts))
+    return out
 
 
 def _finite(f: ClosedFormFields) -> bool:
