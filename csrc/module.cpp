@@ -5,6 +5,8 @@
 
 #include <omp.h>
 
+#include <cstring>
+
 #include "cpu/isa.h"
 #include "cpu/kernels.h"
 
@@ -119,6 +121,26 @@ PYBIND11_MODULE(_C, m) {
                                    ptr<const int64_t>(queries), count, ptr<double>(out));
       },
       release);
+  m.def(
+      "repr_rows",
+      [](uintptr_t values, int64_t rows, int64_t cols, const std::vector<std::string>& pieces) {
+        for (const std::string& piece : pieces)
+          for (unsigned char c : piece)
+            if (c >= 0x80) throw std::invalid_argument("the pieces must be ASCII");
+        std::string text;
+        std::vector<int64_t> ends;
+        qubd::cpu::repr_rows(ptr<const double>(values), rows, cols, pieces, text, ends);
+        py::list out(rows);
+        int64_t start = 0;
+        for (int64_t r = 0; r < rows; ++r) {  // ASCII: copied as it is, not decoded as UTF-8
+          PyObject* row = PyUnicode_New(static_cast<Py_ssize_t>(ends[r] - start), 127);
+          if (row == nullptr) throw py::error_already_set();
+          std::memcpy(PyUnicode_1BYTE_DATA(row), text.data() + start, ends[r] - start);
+          out[r] = py::reinterpret_steal<py::str>(row);
+          start = ends[r];
+        }
+        return out;
+      });
   m.def("supported_isas", &qubd::cpu::supported_isas,
         "Instruction sets this CPU can run the kernels with, 'baseline' first and the best last.");
   m.def("set_isa", &qubd::cpu::set_isa,

@@ -335,9 +335,12 @@ def _run_score(args: argparse.Namespace) -> None:
 
 def _score_and_write(args: argparse.Namespace) -> None:
     from qubd.checkpoints import open_source
+    from qubd.checkpoints.collector import collector_running
     from qubd.report import score_source
     from qubd.report.plots import plot_report
     from qubd.report.reference import open_reference
+    from qubd.report.scores import model_sums
+    from qubd.report.serialize import report_json_parts
     from qubd.report.table import print_report
     from qubd.report.writers import staged
 
@@ -360,17 +363,19 @@ def _score_and_write(args: argparse.Namespace) -> None:
             report = score_source(source, options, progress=progress, reference=reference)
     if not writes:
         return
+    sums = model_sums(report)  # for the JSON report and the table
     with staged() as stage:
         if "json" in outputs:
-            stage.write_text(outputs["json"], report.to_json())
+            stage.write_text(outputs["json"], report_json_parts(report, sums))
         if "csv" in outputs:
             stage.write_text(outputs["csv"], report.to_csv())
         if "plot" in outputs:
-            plot_report(report, outputs["plot"], image_format, stage)
+            with collector_running():  # matplotlib's objects make cycles
+                plot_report(report, outputs["plot"], image_format, stage)
     for name, out in outputs.items():
         _say_written(OUTPUT_KINDS[name], out.given)
     if not args.quiet and not any(out.is_stdout for out in outputs.values()):
-        print_report(report, _console(), per_tensor=args.tensors)
+        print_report(report, _console(), per_tensor=args.tensors, sums=sums)
 
 
 OUTPUT_KINDS = {"json": "the JSON report", "csv": "the CSV of QuBD per tensor and plane", "plot": "the plot"}

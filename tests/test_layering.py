@@ -4,6 +4,9 @@ reaches itself through its imports, counting imports inside functions and under 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,11 @@ def test_score_options_carry_keywords_over_the_options_given():
     assert ScoreOptions.of(bits=5) == ScoreOptions(bits=5)
     with pytest.raises(ReportError, match="bits"):
         ScoreOptions.of(ScoreOptions(), bits=0)
+
+
+def test_importing_qubd_and_its_command_leaves_scipy_unimported():
+    """scipy (~0.4 s to import) only where the closed-form baseline is computed."""
+    code = "import sys, qubd, qubd.cli, qubd.report.table; print('scipy' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "False"

@@ -11,6 +11,7 @@ import math
 import os
 import struct
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -21,6 +22,7 @@ from qubd.checkpoints import CheckpointError, open_source, spans, stream_tensors
 from qubd.report.advice import advise
 from qubd.report.baselines import ExpectedBaseline, expected_baseline
 from qubd.report.scores import TensorScore, plane_scores
+from qubd.report.summary import float_rows
 from qubd.report.tensor_records import bdm_fields
 from tests.test_cli import assert_one_line_error, run
 
@@ -321,3 +323,14 @@ def test_pausing_the_collector_holds_back_no_tensor_and_nothing_per_tensor(tmp_p
         assert not [o for o in garbage if isinstance(o, torch.Tensor)]
         sizes[count] = len(garbage)
     assert sizes[40] == sizes[400], sizes
+
+
+def test_rows_of_floats_are_the_array_numpy_makes_of_them():
+    g = torch.Generator().manual_seed(0)
+    rows = (torch.randn(500, 9, generator=g, dtype=torch.float64) * 1e3).tolist()
+    rows[7][3] = 5  # an int among the floats
+    got = float_rows(rows)
+    assert got.dtype == np.float64 and np.array_equal(got, np.asarray(rows, dtype=np.float64))
+    assert float_rows([]).shape == np.asarray([], dtype=np.float64).shape
+    with pytest.raises(ValueError):
+        float_rows([[1.0, 2.0], [3.0]])

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "qubd/elements.h"
@@ -61,5 +62,12 @@ void build_ctm_hash(const int64_t* keys, const uint16_t* value_ids, int64_t size
 // out[i] = palette[value id of queries[i]] (queries >= 0), NaN for queries absent from the table.
 void ctm_hash_lookup(const uint64_t* slots, int log2_slots, const double* palette, const int64_t* queries,
                      int64_t count, double* out);
+
+// Each row of a rows x cols matrix of doubles as text: pieces[0], the first number, pieces[1], ...,
+// the last number, pieces[cols]; each number written as Python's repr() writes it (json.dumps
+// too), NaN as null. The rows one after another in `text`, row r ending at ends[r]. Throws
+// std::domain_error at an infinity.
+void repr_rows(const double* values, int64_t rows, int64_t cols, const std::vector<std::string>& pieces,
+               std::string& text, std::vector<int64_t>& ends);
 
 }  // namespace qubd::cpu

@@ -27,3 +27,16 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextmanager
+def collector_running() -> Iterator[None]:
+    """The collector running for the block, inside a ``collector_paused`` one: for a step that makes
+    cycles of its own (a plot: matplotlib's figures); paused again after it."""
+    was_enabled = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not was_enabled:
+            gc.disable()

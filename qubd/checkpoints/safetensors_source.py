@@ -127,8 +127,8 @@ def _entries(
         try:
             info = header[name]
             code = info["dtype"]
-            shape = tuple(int(n) for n in info["shape"])
-            start, stop = (int(offset) for offset in info["data_offsets"])
+            shape = tuple(map(int, info["shape"]))
+            start, stop = map(int, info["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(
                 f"{path}: tensor '{name}': its header entry changed since the file was opened"

@@ -25,10 +25,11 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from scipy.special import gammaln
-from scipy.stats import binom, poisson
 
 from qubd.ctm.tables import ctm16
+
+# scipy is imported where it is used: scipy.stats costs ~0.4 s to import, which `import qubd`, a
+# report under another baseline and `qubd plot` need not pay.
 
 BLOCK_SIDE = 4
 BLOCK_CELLS = BLOCK_SIDE * BLOCK_SIDE
@@ -71,6 +72,8 @@ def code_probabilities(cells: np.ndarray | int, ones: np.ndarray) -> np.ndarray:
     """[planes, 17]: the probability that one block shows one given code of class j, for planes of
     ``cells`` cells (one number, or one per plane) holding ``ones`` ones arranged uniformly at random
     (requires cells >= 16)."""
+    from scipy.special import gammaln
+
     k = np.asarray(ones, dtype=np.float64)[:, None]
     n = np.broadcast_to(np.asarray(cells, dtype=np.float64), k.shape[:1])[:, None]
     j = CLASSES[None, :].astype(np.float64)
@@ -125,6 +128,8 @@ def expected_bdm(cells, blocks, ones) -> np.ndarray:
     trials = np.repeat(blocks, CLASSES.size)
     count_mean = trials * flat
     owner, count = _windows(count_mean, np.sqrt(count_mean * (1 - flat)), trials)
+    from scipy.stats import binom
+
     pmf = binom.pmf(count, trials[owner], flat[owner])
     log2_mean = np.bincount(owner, weights=pmf * np.log2(count), minlength=flat.size).reshape(p.shape)
     mean[some] = _class_sum(seen, ctm_sum) + _class_sum(log2_mean, codes)
@@ -156,6 +161,8 @@ def _many_blocks_std(cells: np.ndarray, blocks: np.ndarray, ones: np.ndarray) ->
     lam = blocks[:, None] * p  # [planes, 17] Poisson mean of one code's count
     flat = lam.reshape(-1)
     owner, count = _windows(flat, np.sqrt(flat), np.inf)
+    from scipy.stats import poisson
+
     pmf = poisson.pmf(count, flat[owner])
     log_first, log_second, log_with_count = (
         m.reshape(lam.shape) for m in _log2_moments(pmf, owner, count, flat.size)

@@ -29,8 +29,9 @@ def scores_and_ones(
         validation.check_float_values(w, name)
         matrices.append(validation.as_matrix(w, name).contiguous())
     validation.check_one_device(ws)
-    grids = quant_grids(ws, clip, bits, torch.ops.qubd.order_statistics, names)
-    parts = library.in_launches(torch.ops.qubd.weight_scores_and_ones_batched, matrices, grids, bits)
+    with validation.checked_by_caller():  # the grids are valid by construction
+        grids = quant_grids(ws, clip, bits, torch.ops.qubd.order_statistics, names)
+        parts = library.in_launches(torch.ops.qubd.weight_scores_and_ones_batched, matrices, grids, bits)
     scores = torch.cat([s for s, _ in parts]).cpu()
     ones = torch.cat([o for _, o in parts]).cpu()
     return scores, ones

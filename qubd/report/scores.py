@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from qubd.checkpoints import reason_kind
 from qubd.report.advice import BitDepthAdvice, advise
@@ -133,6 +134,21 @@ class ReportData:
         elif o.runs:
             baseline += f" (seed {o.seed}, {o.repeats} run{'s' * (o.repeats > 1)})"
         return settings_text(o.bits, o.clip, baseline + baseline_note) + o.layout_note
+
+
+class ModelSums(NamedTuple):
+    """A report's per-plane scores, total and advice, from one sum over its tensors (each of
+    ``ReportData.planes``, ``.total`` and ``.advice`` sums them anew)."""
+
+    planes: list[PlaneScore]
+    total: PlaneScore
+    advice: BitDepthAdvice | None
+
+
+def model_sums(report: ReportData) -> ModelSums:
+    summary = report.summary()
+    total = plane_scores(report.total_summary(), total=True)[0]
+    return ModelSums(plane_scores(summary), total, advise(summary, report.options.advice_margin))
 
 
 def settings_text(bits: int, clip: float | None, baseline: str) -> str:

@@ -13,13 +13,14 @@ from pathlib import Path
 import qubd
 from qubd.checkpoints.collector import collector_paused
 from qubd.layouts import DEFAULT
-from qubd.report.advice import advise, rule
+from qubd.report.advice import rule
 from qubd.report.baselines import ExpectedBaseline
 from qubd.report.errors import ReportError
 from qubd.report.measure import BDM, BINARY, MANIFOLD, measure_names, single_value_measures
 from qubd.report.options import COMPRESSORS, EXPECTED, ScoreOptions
 from qubd.report.safe_text import spreadsheet_text
-from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
+from qubd.report.scores import ModelSums, PlaneScore, ReportData, TensorScore, model_sums, plane_scores
+from qubd.report.tensor_json import scored_tensor_lines
 from qubd.report.tensor_records import bdm_fields, vector_fields
 from qubd.report.writers import write_text
 
@@ -28,6 +29,7 @@ FORMAT_VERSION = 1
 TRACKER_FORMAT = "qubd-training-log"
 CSV_COLUMNS = ("name", "shape", "dtype", "plane", "bdm", "baseline", "baseline_std", "ratio", "z", "skipped")
 ALL_TENSORS = "(all scored tensors)"
+LINES_PER_PART = 1024  # tensors per part of report_json_parts
 # The ScoreOptions fields a report writes under their own names (the others: "binary", the
 # compressors and "manifold" as "measures", "advice_margin" as the advice's "margin", "device" as
 # the one used); a training log's header writes the first five. "layout" came later: a report
@@ -39,19 +41,49 @@ LOGGED_OPTIONS = WRITTEN_OPTIONS[:5]
 def report_to_json(report: ReportData) -> str:
     """The report indented, except its tensors: one line each, written by json's C encoder (an
     indented dump goes through the pure-Python one, ~0.6 ms a tensor: a minute for 100,000)."""
+    return "".join(report_json_parts(report))
+
+
+def report_json_parts(report: ReportData, sums: ModelSums | None = None) -> list[str]:
+    """``report_to_json``'s text in parts, in order: a file written part by part is not first built
+    as one string and copied (100,000 small tensors: 120 MB, ~3 µs a tensor). ``sums``: the
+    report's ``model_sums`` where the caller has them."""
     with collector_paused():
-        data = report_to_dict(report)
-        encode = json.JSONEncoder(allow_nan=False).encode  # one encoder for all (dumps makes one a call)
-        tensors = [encode(t) for t in data.pop("tensors")]
+        data = _report_head(report, sums or model_sums(report))
+        tensors = _tensor_lines(report)
     head = json.dumps(data, indent=1, allow_nan=False)
-    listed = "[\n  " + ",\n  ".join(tensors) + "\n ]" if tensors else "[]"
-    return f'{head.removesuffix("}").rstrip()},\n "tensors": {listed}\n}}\n'
+    start = f'{head.removesuffix("}").rstrip()},\n "tensors": '
+    if not tensors:
+        return [start, "[]\n}\n"]
+    parts = [start + "[\n  "]
+    for i in range(0, len(tensors), LINES_PER_PART):
+        parts += [",\n  ".join(tensors[i : i + LINES_PER_PART]), ",\n  "]
+    parts[-1] = "\n ]\n}\n"
+    return parts
+
+
+def _tensor_lines(report: ReportData) -> list[str]:
+    """Each tensor's entry as one line of JSON; the scored ones written from arrays where they can be
+    (``qubd.report.tensor_json``), else by json's encoder."""
+    encode = json.JSONEncoder(allow_nan=False).encode  # one encoder for all (dumps makes one a call)
+    options = report.options
+    scored = scored_tensor_lines(report.scored, options)
+    if scored is None:
+        return [encode(t) for t in tensor_dicts(report.tensors, options)]
+    lines = iter(scored)
+    return [next(lines) if t.skipped is None else encode(tensor_to_dict(t, options)) for t in report.tensors]
 
 
 def report_to_dict(report: ReportData) -> dict:
+    data = _report_head(report, model_sums(report))
+    data["tensors"] = tensor_dicts(report.tensors, report.options)
+    return data
+
+
+def _report_head(report: ReportData, sums: ModelSums) -> dict:
+    """Everything of ``report_to_dict`` but the tensors."""
     options = report.options
-    summary = report.summary()  # report.advice and report.planes, from one summary
-    advice = advise(summary, options.advice_margin)
+    advice = sums.advice
     weights = report.weights
     data = {
         "format": FORMAT,
@@ -65,9 +97,9 @@ def report_to_dict(report: ReportData) -> dict:
         "device": report.device,
         "planes": [
             {**plane_dict(p), "below_baseline": bool(advice and p.plane in advice.planes_below)}
-            for p in plane_scores(summary)
+            for p in sums.planes
         ],
-        "total": plane_dict(report.total, plane=False),
+        "total": plane_dict(sums.total, plane=False),
         "advice": None
         if advice is None
         else {
@@ -96,7 +128,6 @@ def report_to_dict(report: ReportData) -> dict:
                 plane_scores(report.total_summary(compressor), total=True)[0], plane=False, key="bytes"
             ),
         }
-    data["tensors"] = tensor_dicts(report.tensors, options)
     return data
 
 

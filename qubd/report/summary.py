@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,19 @@ class Summary:
         ]
 
 
+def float_rows(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    """``np.asarray(rows, dtype=np.float64)`` of rows of one length (ValueError otherwise, as
+    np.asarray's), ~3x faster for many short lists (a report of 100,000 small tensors)."""
+    if isinstance(rows, np.ndarray) or not len(rows):
+        return np.asarray(rows, dtype=np.float64)
+    widths = set(map(len, rows))
+    if len(widths) > 1:
+        raise ValueError("the rows have different lengths")
+    (width,) = widths
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
+    return flat.reshape(len(rows), width)
+
+
 def summarize(values: Sequence[Sequence[float]], runs: Sequence[Sequence[Sequence[float]]]) -> Summary:
     """``values[t]``: tensor t's vector; ``runs[t][r]``: its baseline's vector in run r (all tensors
     have the same number of runs; none for no baseline). Sums over tensors, mean/std over runs.
@@ -73,9 +87,9 @@ def summarize_expected(
     if len(values) == 0:
         raise ReportError("nothing to sum: no scored tensors")
     # The arrays' own .sum (np.sum's wrapper costs more than the sum of one tensor's few planes).
-    total = np.asarray(values, dtype=np.float64).sum(axis=0)
-    mean = np.asarray(means, dtype=np.float64).sum(axis=0)
-    std = np.sqrt(np.square(np.asarray(stds, dtype=np.float64)).sum(axis=0))
+    total = float_rows(values).sum(axis=0)
+    mean = float_rows(means).sum(axis=0)
+    std = np.sqrt(np.square(float_rows(stds)).sum(axis=0))
     return Summary(total.tolist(), mean.tolist(), std.tolist())
 
 
@@ -90,7 +104,7 @@ def summarize_expected_totals(
     # One reduction over all the tensors' rows: the same doubles as np.sum of each row, without a
     # numpy call per tensor (a report of 100,000 small tensors).
     return summarize_expected(
-        np.asarray(values, dtype=np.float64).sum(axis=1, keepdims=True),
-        np.asarray(means, dtype=np.float64).sum(axis=1, keepdims=True),
-        np.sqrt(np.square(np.asarray(stds, dtype=np.float64)).sum(axis=1, keepdims=True)),
+        float_rows(values).sum(axis=1, keepdims=True),
+        float_rows(means).sum(axis=1, keepdims=True),
+        np.sqrt(np.square(float_rows(stds)).sum(axis=1, keepdims=True)),
     )

@@ -8,13 +8,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from qubd.report.advice import describe, rule
+from qubd.report.advice import BitDepthAdvice, describe, rule
 from qubd.report.measure import BINARY, MANIFOLD, single_value_measures
 from qubd.report.options import EXPECTED
 from qubd.report.progress import human
 from qubd.report.reference import UNPAIRED_REASONS
 from qubd.report.safe_text import printable
-from qubd.report.scores import PlaneScore, ReportData, TensorScore, plane_scores
+from qubd.report.scores import ModelSums, PlaneScore, ReportData, TensorScore, model_sums, plane_scores
 
 NOTED_NAMES_SHOWN = 5
 UNPAIRED_SHOWN = 5
@@ -26,13 +26,21 @@ def _shown(text: str) -> str:
     return escape(printable(text))
 
 
-def print_report(report: ReportData, console: Console | None = None, per_tensor: bool = False) -> None:
+def print_report(
+    report: ReportData,
+    console: Console | None = None,
+    per_tensor: bool = False,
+    sums: ModelSums | None = None,
+) -> None:
+    """The report's title, per-plane table (and with ``per_tensor`` the tensors'), counts and advice;
+    ``sums``: its ``model_sums`` where the caller has them."""
     console = console or Console()
+    sums = sums or model_sums(report)
     console.print(_title(report))
     if per_tensor:
         console.print(tensor_table(report))
-    console.print(plane_table(report))
-    for line in _summary_lines(report) + _unpaired_lines(report):
+    console.print(plane_table(report, sums))
+    for line in _summary_lines(report, sums.advice) + _unpaired_lines(report):
         console.print(line, highlight=False)
 
 
@@ -55,9 +63,9 @@ def _with_std(p: PlaneScore) -> str:
     return f"{_num(p.baseline)} ± {_num(p.baseline_std)}"
 
 
-def plane_table(report: ReportData) -> Table:
+def plane_table(report: ReportData, sums: ModelSums | None = None) -> Table:
     o = report.options
-    advice = report.advice
+    planes, total, advice = sums or model_sums(report)
     below = set(advice.planes_below) if advice else set()
     table = Table(show_footer=False)
     table.add_column("plane", justify="right")
@@ -72,11 +80,9 @@ def plane_table(report: ReportData) -> Table:
         table.add_column(f"{c} bytes", justify="right")
         if compressed_baseline:
             table.add_column(f"{c} ratio %", justify="right")
-    rows = [
-        (p, _plane_label(p.plane, o.bits), [cp[p.plane] for cp in compressed.values()]) for p in report.planes
-    ]
+    rows = [(p, _plane_label(p.plane, o.bits), [cp[p.plane] for cp in compressed.values()]) for p in planes]
     totals = [plane_scores(report.total_summary(c), total=True)[0] for c in o.compressors]
-    rows.append((report.total, "total", totals))
+    rows.append((total, "total", totals))
     for p, label, compressed_cells in rows:
         ratio = _num(p.ratio, ".2f")
         if p.plane in below:
@@ -145,7 +151,7 @@ def duration(seconds: float) -> str:
     return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
 
 
-def _summary_lines(report: ReportData) -> list[str]:
+def _summary_lines(report: ReportData, advice: BitDepthAdvice | None) -> list[str]:
     lines = []
     rate = (
         f" in {duration(report.seconds)} ({human(report.weights / report.seconds)} weights/s)"
@@ -169,7 +175,6 @@ def _summary_lines(report: ReportData) -> list[str]:
         ratio += f", z {_num(b.z, '+.1f')}" if b.z is not None else ""
         label = SINGLE_VALUE_LABELS[measure]
         lines.append(f"{label}: {_num(b.bdm)} bits (baseline {_num(b.baseline)}{ratio}).")
-    advice = report.advice
     if advice is not None:
         lines.append(describe(advice, report.options.bits))
         lines.append(f"[dim]Rule: {rule(report.options.advice_margin)}.[/dim]")

@@ -12,12 +12,14 @@ Sampled baselines (runs) keep the per-tensor summaries.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from qubd.report.advice import NOISE_SIGMAS, advise
 from qubd.report.measure import BDM
 from qubd.report.scores import TensorScore, plane_scores
-from qubd.report.summary import Summary
+from qubd.report.summary import Summary, float_rows
 
 PERCENT = 100.0
 
@@ -26,8 +28,9 @@ def bdm_fields(tensors: list[TensorScore], margin: float) -> list[dict]:
     """For each scored tensor, in order: ``planes``, ``baseline_planes``, ``baseline_planes_std``,
     ``ratios``, ``z``, ``baseline_runs``, ``total``, ``suggested_bits``, ``planes_below_baseline``
     (the order of a JSON report's tensor entries)."""
-    if _closed_form(tensors):
-        return _closed_form_fields(tensors, margin)
+    closed_form = closed_form_fields(tensors, margin)
+    if closed_form is not None:
+        return _closed_form_dicts(closed_form)
     return [_summary_fields(t, margin) for t in tensors]
 
 
@@ -66,10 +69,41 @@ def _closed_form(tensors: list[TensorScore]) -> bool:
     return all(len(t.values[BDM]) == planes == len(t.expected[BDM].mean) for t in tensors)
 
 
-def _closed_form_fields(tensors: list[TensorScore], margin: float) -> list[dict]:
-    values = np.array([t.values[BDM] for t in tensors], dtype=np.float64)
-    means = np.array([t.expected[BDM].mean for t in tensors], dtype=np.float64)
-    stds = np.array([t.expected[BDM].std for t in tensors], dtype=np.float64)
+@dataclass(frozen=True)
+class ClosedFormFields:
+    """The QuBD fields of many tensors with the closed-form baseline: ``[tensors, planes]`` arrays
+    (``values``, ``means``, ``std``, ``ratio``, ``z``) and ``[tensors]`` totals, ``has_*`` where
+    a ratio or z is defined (elsewhere, a zero mean or std, the report has None), and each tensor's
+    planes below the baseline."""
+
+    values: np.ndarray
+    means: np.ndarray
+    std: np.ndarray
+    ratio: np.ndarray
+    has_ratio: np.ndarray
+    z: np.ndarray
+    has_z: np.ndarray
+    total: np.ndarray
+    total_mean: np.ndarray
+    total_std: np.ndarray
+    total_ratio: np.ndarray
+    total_has_ratio: np.ndarray
+    total_z: np.ndarray
+    total_has_z: np.ndarray
+    below: list[list[int]]
+
+    def suggested_bits(self, below: list[int]) -> int | None:
+        return self.values.shape[1] - min(below) if below else None
+
+
+def closed_form_fields(tensors: list[TensorScore], margin: float) -> ClosedFormFields | None:
+    """The fields of ``bdm_fields`` as arrays, when every tensor has the closed-form baseline of its
+    planes and all have as many planes; else None."""
+    if not _closed_form(tensors):
+        return None
+    values = float_rows([t.values[BDM] for t in tensors])
+    means = float_rows([t.expected[BDM].mean for t in tensors])
+    stds = float_rows([t.expected[BDM].std for t in tensors])
     # summarize_expected of one tensor: its variances summed over one tensor, rooted.
     std = np.sqrt(np.square(stds))
     ratio, z = _ratio_z(values, means, std)
@@ -79,20 +113,38 @@ def _closed_form_fields(tensors: list[TensorScore], margin: float) -> list[dict]
     total_std = np.sqrt(np.square(np.sqrt(np.square(stds).sum(axis=1))))
     total_ratio, total_z = _ratio_z(total, total_mean, total_std)
     has_ratio, has_z = means > 0, std > 0
-    below = _below_baseline(ratio, has_ratio, z, has_z, margin)
-    planes = values.shape[1]
+    return ClosedFormFields(
+        values=values,
+        means=means,
+        std=std,
+        ratio=ratio,
+        has_ratio=has_ratio,
+        z=z,
+        has_z=has_z,
+        total=total,
+        total_mean=total_mean,
+        total_std=total_std,
+        total_ratio=total_ratio,
+        total_has_ratio=total_mean > 0,
+        total_z=total_z,
+        total_has_z=total_std > 0,
+        below=_below_baseline(ratio, has_ratio, z, has_z, margin),
+    )
+
+
+def _closed_form_dicts(f: ClosedFormFields) -> list[dict]:
     rows = zip(
-        values.tolist(),
-        means.tolist(),
-        std.tolist(),
-        _or_none(ratio, has_ratio),
-        _or_none(z, has_z),
-        total.tolist(),
-        total_mean.tolist(),
-        total_std.tolist(),
-        _or_none(total_ratio, total_mean > 0),
-        _or_none(total_z, total_std > 0),
-        below,
+        f.values.tolist(),
+        f.means.tolist(),
+        f.std.tolist(),
+        _or_none(f.ratio, f.has_ratio),
+        _or_none(f.z, f.has_z),
+        f.total.tolist(),
+        f.total_mean.tolist(),
+        f.total_std.tolist(),
+        _or_none(f.total_ratio, f.total_has_ratio),
+        _or_none(f.total_z, f.total_has_z),
+        f.below,
         strict=True,
     )
     return [
@@ -104,7 +156,7 @@ def _closed_form_fields(tensors: list[TensorScore], margin: float) -> list[dict]
             "z": zs,
             "baseline_runs": [],
             "total": total_fields(tv, tm, ts, tr, tz),
-            "suggested_bits": planes - min(b) if b else None,
+            "suggested_bits": f.suggested_bits(b),
             "planes_below_baseline": b,
         }
         for v, m, s, r, zs, tv, tm, ts, tr, tz, b in rows

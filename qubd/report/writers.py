@@ -194,7 +194,8 @@ class Staging:
         except OSError as err:
             raise ReportError(f"{out.given}: cannot write ({_reason(err)})") from err
 
-    def write_text(self, destination: PathLike | Output, text: str) -> None:
+    def write_text(self, destination: PathLike | Output, text: str | list[str]) -> None:
+        """``text``, or its parts one after another, as UTF-8."""
         self.write(destination, lambda tmp: _write_text(tmp, text))
 
     def commit(self) -> None:
@@ -266,8 +267,8 @@ def write_text(path: PathLike | Output, text: str) -> None:
         stage.write_text(path, text)
 
 
-def _write_text(tmp: Path, text: str) -> None:
+def _write_text(tmp: Path, text: str | list[str]) -> None:
     with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+        f.writelines([text] if isinstance(text, str) else text)
         f.flush()
         os.fsync(f.fileno())
