@@ -4,8 +4,9 @@
 // a key interval [a, b] that holds it with a wide margin. One pass then counts, per interval, the
 // keys below a, takes the min and max key (the finite check) and flags the keys inside an interval
 // (one flat branch-free loop per chunk, vectorised per instruction set); the flagged keys, a few
-// per thousand, are gathered from the flags 64 at a time (AVX-512: straight from the comparison
-// masks, in the same loop: float32 8192^2 17.4 -> 12.6 ms, bf16 12.5 -> 9.7). A rank r lies in its
+// per thousand, are gathered from the flags 64 at a time (AVX-512 and AVX2: straight from the
+// comparison masks, in the same loop; float32 8192^2 17.4 -> 12.6 ms and bf16 12.5 -> 9.7 with
+// AVX-512, 27-31 -> 17-20 and 18 -> 11-12 with AVX2). A rank r lies in its
 // interval exactly when below <= r < below + inside, which the counts prove; nth_element among the
 // gathered keys then gives it exactly. Where the counts do not prove it (a sample unlike the rest of
 // the data), or an interval would gather too many keys, the caller falls back to radix selection:
@@ -93,86 +94,131 @@ struct ScanChunk {
 };
 
 #if defined(QUBD_X86_ISAS)
-// AVX-512 lanes of 32- or 16-bit keys, compared as signed integers as in ScanChunk.
+// Vector lanes of 32- or 16-bit keys, compared as signed integers as in ScanChunk, for
+// scan_and_stage: AVX-512 compares into bit masks, AVX2 into vectors whose movemask gives
+// kBitsPerLane bits a lane. Every intrinsic is behind a member with its target, so the one
+// always-inline body below compiles into each ISA's wrapper.
 template <typename Key>
 struct Avx512Lanes;
 template <>
 struct Avx512Lanes<uint32_t> {
-  static constexpr int kCount = 16;
-  using Mask = __mmask16;
-  QUBD_TARGET_AVX512 static __m512i set1(uint32_t k) { return _mm512_set1_epi32(int(k)); }
-  QUBD_TARGET_AVX512 static __m512i signed_keys(const void* p) {
-    const __m512i u = _mm512_loadu_si512(p);
+  using Vec = __m512i;
+  using Cmp = __mmask16;
+  static constexpr int kCount = 16, kBitsPerLane = 1;
+  QUBD_TARGET_AVX512 static Vec set1(uint32_t k) { return _mm512_set1_epi32(int(k)); }
+  QUBD_TARGET_AVX512 static Vec signed_keys(const void* p) {
+    const Vec u = _mm512_loadu_si512(p);
     return _mm512_xor_si512(u, _mm512_srli_epi32(_mm512_srai_epi32(u, 31), 1));
   }
-  QUBD_TARGET_AVX512 static Mask less(__m512i a, __m512i b) { return _mm512_cmplt_epi32_mask(a, b); }
-  QUBD_TARGET_AVX512 static Mask less_equal(Mask m, __m512i a, __m512i b) {
-    return _mm512_mask_cmple_epi32_mask(m, a, b);
-  }
-  QUBD_TARGET_AVX512 static __m512i count(__m512i c, Mask m) {
-    return _mm512_mask_sub_epi32(c, m, c, _mm512_set1_epi32(-1));
-  }
-  QUBD_TARGET_AVX512 static __m512i min(__m512i a, __m512i b) { return _mm512_min_epi32(a, b); }
-  QUBD_TARGET_AVX512 static __m512i max(__m512i a, __m512i b) { return _mm512_max_epi32(a, b); }
+  QUBD_TARGET_AVX512 static Cmp less(Vec a, Vec b) { return _mm512_cmplt_epi32_mask(a, b); }
+  QUBD_TARGET_AVX512 static Cmp inside(Cmp under, Vec k, Vec b) { return _mm512_mask_cmple_epi32_mask(Cmp(~under), k, b); }
+  QUBD_TARGET_AVX512 static Vec count(Vec c, Cmp m) { return _mm512_mask_sub_epi32(c, m, c, _mm512_set1_epi32(-1)); }
+  QUBD_TARGET_AVX512 static uint64_t hits(Cmp m) { return m; }
+  QUBD_TARGET_AVX512 static Vec min(Vec a, Vec b) { return _mm512_min_epi32(a, b); }
+  QUBD_TARGET_AVX512 static Vec max(Vec a, Vec b) { return _mm512_max_epi32(a, b); }
+  QUBD_TARGET_AVX512 static void store(uint32_t* out, Vec v) { _mm512_store_si512(out, v); }
 };
 template <>
 struct Avx512Lanes<uint16_t> {
-  static constexpr int kCount = 32;
-  using Mask = __mmask32;
-  QUBD_TARGET_AVX512 static __m512i set1(uint16_t k) { return _mm512_set1_epi16(short(k)); }
-  QUBD_TARGET_AVX512 static __m512i signed_keys(const void* p) {
-    const __m512i u = _mm512_loadu_si512(p);
+  using Vec = __m512i;
+  using Cmp = __mmask32;
+  static constexpr int kCount = 32, kBitsPerLane = 1;
+  QUBD_TARGET_AVX512 static Vec set1(uint16_t k) { return _mm512_set1_epi16(short(k)); }
+  QUBD_TARGET_AVX512 static Vec signed_keys(const void* p) {
+    const Vec u = _mm512_loadu_si512(p);
     return _mm512_xor_si512(u, _mm512_srli_epi16(_mm512_srai_epi16(u, 15), 1));
   }
-  QUBD_TARGET_AVX512 static Mask less(__m512i a, __m512i b) { return _mm512_cmplt_epi16_mask(a, b); }
-  QUBD_TARGET_AVX512 static Mask less_equal(Mask m, __m512i a, __m512i b) {
-    return _mm512_mask_cmple_epi16_mask(m, a, b);
-  }
-  QUBD_TARGET_AVX512 static __m512i count(__m512i c, Mask m) {
-    return _mm512_mask_sub_epi16(c, m, c, _mm512_set1_epi16(-1));
-  }
-  QUBD_TARGET_AVX512 static __m512i min(__m512i a, __m512i b) { return _mm512_min_epi16(a, b); }
-  QUBD_TARGET_AVX512 static __m512i max(__m512i a, __m512i b) { return _mm512_max_epi16(a, b); }
+  QUBD_TARGET_AVX512 static Cmp less(Vec a, Vec b) { return _mm512_cmplt_epi16_mask(a, b); }
+  QUBD_TARGET_AVX512 static Cmp inside(Cmp under, Vec k, Vec b) { return _mm512_mask_cmple_epi16_mask(Cmp(~under), k, b); }
+  QUBD_TARGET_AVX512 static Vec count(Vec c, Cmp m) { return _mm512_mask_sub_epi16(c, m, c, _mm512_set1_epi16(-1)); }
+  QUBD_TARGET_AVX512 static uint64_t hits(Cmp m) { return m; }
+  QUBD_TARGET_AVX512 static Vec min(Vec a, Vec b) { return _mm512_min_epi16(a, b); }
+  QUBD_TARGET_AVX512 static Vec max(Vec a, Vec b) { return _mm512_max_epi16(a, b); }
+  QUBD_TARGET_AVX512 static void store(uint16_t* out, Vec v) { _mm512_store_si512(out, v); }
 };
 
-// ScanChunk and the staging of the keys inside the intervals in one pass, for AVX-512: the
-// comparisons give bit masks, so the few keys inside are staged from the vector that holds them
-// (the flags are neither written nor read again). staged[j * kChunk + staged_count[j]] takes the
-// keys of interval j; len is a multiple of the lane count.
-template <typename Stored>
-QUBD_TARGET_AVX512 ChunkCounts<typename FloatKeys<Stored>::Key> avx512_scan_and_stage(
-    const typename FloatKeys<Stored>::Key* bits, int64_t len,
-    const Interval<typename FloatKeys<Stored>::Key>* intervals, typename FloatKeys<Stored>::Key* staged,
-    int64_t* staged_count) {
-  using Key = typename FloatKeys<Stored>::Key;
-  using Lanes = Avx512Lanes<Key>;
+template <typename Key>
+struct Avx2Lanes;
+template <>
+struct Avx2Lanes<uint32_t> {
+  using Vec = __m256i;
+  using Cmp = __m256i;
+  static constexpr int kCount = 8, kBitsPerLane = 1;
+  QUBD_TARGET_AVX2 static Vec set1(uint32_t k) { return _mm256_set1_epi32(int(k)); }
+  QUBD_TARGET_AVX2 static Vec signed_keys(const void* p) {
+    const Vec u = _mm256_loadu_si256(static_cast<const __m256i*>(p));
+    return _mm256_xor_si256(u, _mm256_srli_epi32(_mm256_srai_epi32(u, 31), 1));
+  }
+  QUBD_TARGET_AVX2 static Cmp less(Vec a, Vec b) { return _mm256_cmpgt_epi32(b, a); }
+  QUBD_TARGET_AVX2 static Cmp inside(Cmp under, Vec k, Vec b) {  // neither below a nor above b
+    return _mm256_xor_si256(_mm256_or_si256(under, _mm256_cmpgt_epi32(k, b)), _mm256_set1_epi32(-1));
+  }
+  QUBD_TARGET_AVX2 static Vec count(Vec c, Cmp m) { return _mm256_sub_epi32(c, m); }
+  QUBD_TARGET_AVX2 static uint64_t hits(Cmp m) { return uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(m))); }
+  QUBD_TARGET_AVX2 static Vec min(Vec a, Vec b) { return _mm256_min_epi32(a, b); }
+  QUBD_TARGET_AVX2 static Vec max(Vec a, Vec b) { return _mm256_max_epi32(a, b); }
+  QUBD_TARGET_AVX2 static void store(uint32_t* out, Vec v) { _mm256_store_si256(reinterpret_cast<__m256i*>(out), v); }
+};
+template <>
+struct Avx2Lanes<uint16_t> {
+  using Vec = __m256i;
+  using Cmp = __m256i;
+  static constexpr int kCount = 16, kBitsPerLane = 2;  // movemask: a bit per byte
+  QUBD_TARGET_AVX2 static Vec set1(uint16_t k) { return _mm256_set1_epi16(short(k)); }
+  QUBD_TARGET_AVX2 static Vec signed_keys(const void* p) {
+    const Vec u = _mm256_loadu_si256(static_cast<const __m256i*>(p));
+    return _mm256_xor_si256(u, _mm256_srli_epi16(_mm256_srai_epi16(u, 15), 1));
+  }
+  QUBD_TARGET_AVX2 static Cmp less(Vec a, Vec b) { return _mm256_cmpgt_epi16(b, a); }
+  QUBD_TARGET_AVX2 static Cmp inside(Cmp under, Vec k, Vec b) {
+    return _mm256_xor_si256(_mm256_or_si256(under, _mm256_cmpgt_epi16(k, b)), _mm256_set1_epi16(-1));
+  }
+  QUBD_TARGET_AVX2 static Vec count(Vec c, Cmp m) { return _mm256_sub_epi16(c, m); }
+  QUBD_TARGET_AVX2 static uint64_t hits(Cmp m) { return uint32_t(_mm256_movemask_epi8(m)) & 0x55555555u; }
+  QUBD_TARGET_AVX2 static Vec min(Vec a, Vec b) { return _mm256_min_epi16(a, b); }
+  QUBD_TARGET_AVX2 static Vec max(Vec a, Vec b) { return _mm256_max_epi16(a, b); }
+  QUBD_TARGET_AVX2 static void store(uint16_t* out, Vec v) { _mm256_store_si256(reinterpret_cast<__m256i*>(out), v); }
+};
+
+// ScanChunk and the staging of the keys inside the intervals in one pass: the comparisons give
+// lane masks, so the few keys inside are staged from the vector that holds them (no flags written
+// and read again). staged[j * kChunk + staged_count[j]] takes the keys of interval j; len is a
+// multiple of the lane count. (gcc warns that the lane members return vectors across a call
+// without the ISA's target: the body is only ever inlined into the wrappers below.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <typename Lanes, typename Key>
+[[gnu::always_inline]] inline ChunkCounts<Key> scan_and_stage(const Key* bits, int64_t len,
+                                                              const Interval<Key>* intervals, Key* staged,
+                                                              int64_t* staged_count) {
+  using Vec = typename Lanes::Vec;
   using Signed = std::make_signed_t<Key>;
-  constexpr Key kSign = FloatKeys<Stored>::kSign;
-  const __m512i a0 = Lanes::set1(Key(intervals[0].a ^ kSign)), b0 = Lanes::set1(Key(intervals[0].b ^ kSign));
-  const __m512i a1 = Lanes::set1(Key(intervals[1].a ^ kSign)), b1 = Lanes::set1(Key(intervals[1].b ^ kSign));
-  __m512i below0 = _mm512_setzero_si512(), below1 = _mm512_setzero_si512();
-  __m512i lo = Lanes::set1(Key(std::numeric_limits<Signed>::max())), hi = Lanes::set1(Key(kSign));
+  constexpr Key kSign = Key(Key(1) << (8 * sizeof(Key) - 1));
+  const Vec a0 = Lanes::set1(Key(intervals[0].a ^ kSign)), b0 = Lanes::set1(Key(intervals[0].b ^ kSign));
+  const Vec a1 = Lanes::set1(Key(intervals[1].a ^ kSign)), b1 = Lanes::set1(Key(intervals[1].b ^ kSign));
+  Vec below0 = Lanes::set1(0), below1 = Lanes::set1(0);
+  Vec lo = Lanes::set1(Key(std::numeric_limits<Signed>::max())), hi = Lanes::set1(kSign);
   for (int64_t i = 0; i < len; i += Lanes::kCount) {
-    const __m512i k = Lanes::signed_keys(bits + i);
-    const typename Lanes::Mask under0 = Lanes::less(k, a0), under1 = Lanes::less(k, a1);
+    const Vec k = Lanes::signed_keys(bits + i);
+    const auto under0 = Lanes::less(k, a0), under1 = Lanes::less(k, a1);
     below0 = Lanes::count(below0, under0);
     below1 = Lanes::count(below1, under1);
     lo = Lanes::min(lo, k);
     hi = Lanes::max(hi, k);
-    const typename Lanes::Mask in0 = Lanes::less_equal(typename Lanes::Mask(~under0), k, b0);
-    const typename Lanes::Mask in1 = Lanes::less_equal(typename Lanes::Mask(~under1), k, b1);
+    const uint64_t in0 = Lanes::hits(Lanes::inside(under0, k, b0)), in1 = Lanes::hits(Lanes::inside(under1, k, b1));
     if ((in0 | in1) == 0) continue;
     alignas(64) Key keys[Lanes::kCount];
-    _mm512_store_si512(keys, k);
-    for (uint64_t m = in0; m != 0; m &= m - 1) staged[staged_count[0]++] = Key(keys[__builtin_ctzll(m)] ^ kSign);
+    Lanes::store(keys, k);
+    for (uint64_t m = in0; m != 0; m &= m - 1)
+      staged[staged_count[0]++] = Key(keys[__builtin_ctzll(m) / Lanes::kBitsPerLane] ^ kSign);
     for (uint64_t m = in1; m != 0; m &= m - 1)
-      staged[kChunk + staged_count[1]++] = Key(keys[__builtin_ctzll(m)] ^ kSign);
+      staged[kChunk + staged_count[1]++] = Key(keys[__builtin_ctzll(m) / Lanes::kBitsPerLane] ^ kSign);
   }
   alignas(64) Key lanes[4][Lanes::kCount];
-  _mm512_store_si512(lanes[0], below0);
-  _mm512_store_si512(lanes[1], below1);
-  _mm512_store_si512(lanes[2], lo);
-  _mm512_store_si512(lanes[3], hi);
+  Lanes::store(lanes[0], below0);
+  Lanes::store(lanes[1], below1);
+  Lanes::store(lanes[2], lo);
+  Lanes::store(lanes[3], hi);
   ChunkCounts<Key> counts;
   Signed least = std::numeric_limits<Signed>::max(), most = std::numeric_limits<Signed>::min();
   for (int l = 0; l < Lanes::kCount; ++l) {
@@ -184,6 +230,18 @@ QUBD_TARGET_AVX512 ChunkCounts<typename FloatKeys<Stored>::Key> avx512_scan_and_
   counts.lo = Key(Key(least) ^ kSign);
   counts.hi = Key(Key(most) ^ kSign);
   return counts;
+}
+#pragma GCC diagnostic pop
+
+template <typename Key>
+QUBD_TARGET_AVX512 ChunkCounts<Key> avx512_scan_and_stage(const Key* bits, int64_t len, const Interval<Key>* intervals,
+                                                          Key* staged, int64_t* staged_count) {
+  return scan_and_stage<Avx512Lanes<Key>>(bits, len, intervals, staged, staged_count);
+}
+template <typename Key>
+QUBD_TARGET_AVX2 ChunkCounts<Key> avx2_scan_and_stage(const Key* bits, int64_t len, const Interval<Key>* intervals,
+                                                      Key* staged, int64_t* staged_count) {
+  return scan_and_stage<Avx2Lanes<Key>>(bits, len, intervals, staged, staged_count);
 }
 #endif
 
@@ -295,10 +353,12 @@ std::optional<std::vector<double>> select(const void* data, int64_t n, const std
         const int64_t len = std::min(kChunk, n - start);
         int64_t staged_count[kMaxIntervals] = {};
 #if defined(QUBD_X86_ISAS)
-        if constexpr (kIsa == Isa::Avx512 && sizeof(Key) <= 4) {
-          constexpr int64_t kLanes = Avx512Lanes<Key>::kCount;
+        if constexpr (kIsa != Isa::Baseline && sizeof(Key) <= 4) {
+          constexpr bool kAvx512 = kIsa == Isa::Avx512;
+          constexpr int64_t kLanes = kAvx512 ? Avx512Lanes<Key>::kCount : Avx2Lanes<Key>::kCount;
           if (len % kLanes == 0) {
-            const ChunkCounts<Key> c = avx512_scan_and_stage<Stored>(bits + start, len, in, staged, staged_count);
+            const ChunkCounts<Key> c = kAvx512 ? avx512_scan_and_stage(bits + start, len, in, staged, staged_count)
+                                               : avx2_scan_and_stage(bits + start, len, in, staged, staged_count);
             for (int j = 0; j < kMaxIntervals; ++j) my_below[j] += c.below[j];
             my_lo = std::min(my_lo, c.lo);
             my_hi = std::max(my_hi, c.hi);
