@@ -111,7 +111,9 @@ struct Avx512Lanes<uint32_t> {
     return _mm512_xor_si512(u, _mm512_srli_epi32(_mm512_srai_epi32(u, 31), 1));
   }
   QUBD_TARGET_AVX512 static Cmp less(Vec a, Vec b) { return _mm512_cmplt_epi32_mask(a, b); }
-  QUBD_TARGET_AVX512 static Cmp inside(Cmp under, Vec k, Vec b) { return _mm512_mask_cmple_epi32_mask(Cmp(~under), k, b); }
+  QUBD_TARGET_AVX512 static Cmp inside(Cmp under, Vec k, Vec b) {
+    return _mm512_mask_cmple_epi32_mask(Cmp(~under), k, b);
+  }
   QUBD_TARGET_AVX512 static Vec count(Vec c, Cmp m) { return _mm512_mask_sub_epi32(c, m, c, _mm512_set1_epi32(-1)); }
   QUBD_TARGET_AVX512 static uint64_t hits(Cmp m) { return m; }
   QUBD_TARGET_AVX512 static Vec min(Vec a, Vec b) { return _mm512_min_epi32(a, b); }
@@ -129,7 +131,9 @@ struct Avx512Lanes<uint16_t> {
     return _mm512_xor_si512(u, _mm512_srli_epi16(_mm512_srai_epi16(u, 15), 1));
   }
   QUBD_TARGET_AVX512 static Cmp less(Vec a, Vec b) { return _mm512_cmplt_epi16_mask(a, b); }
-  QUBD_TARGET_AVX512 static Cmp inside(Cmp under, Vec k, Vec b) { return _mm512_mask_cmple_epi16_mask(Cmp(~under), k, b); }
+  QUBD_TARGET_AVX512 static Cmp inside(Cmp under, Vec k, Vec b) {
+    return _mm512_mask_cmple_epi16_mask(Cmp(~under), k, b);
+  }
   QUBD_TARGET_AVX512 static Vec count(Vec c, Cmp m) { return _mm512_mask_sub_epi16(c, m, c, _mm512_set1_epi16(-1)); }
   QUBD_TARGET_AVX512 static uint64_t hits(Cmp m) { return m; }
   QUBD_TARGET_AVX512 static Vec min(Vec a, Vec b) { return _mm512_min_epi16(a, b); }
