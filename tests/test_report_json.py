@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import qubd
 from qubd.report import tensor_json
@@ -16,7 +15,7 @@ from qubd.report.baselines import ExpectedBaseline
 from qubd.report.options import ScoreOptions
 from qubd.report.scores import ReportData, TensorScore
 from qubd.report.serialize import report_to_dict, report_to_json
-from tests.test_small_tensors import _mixed
+from tests.test_small_tensors import _mixed, closed_form_draws
 
 SPECIAL = [0.0, -0.0, 1e16, 1e15, 9999999999999998.0, 1e-5, 1e-4, 0.0001234, 1.5e300, 5e-324]
 SPECIAL += [2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 0.3, 100.0, -2.5e-7, 1e22, 1e23, 2.0**53]
@@ -87,17 +86,8 @@ def _report(tensors: list[TensorScore], **options) -> ReportData:
 def _hand_made(planes: int = 8) -> list[TensorScore]:
     """Zero means and stds (ratio and z None), planes far below the baseline (advice), names and
     notes that json escapes."""
-    g = torch.Generator().manual_seed(planes)
     tensors = []
-    for i in range(200):
-        means = (torch.rand(planes, generator=g, dtype=torch.float64) * 40).tolist()
-        stds = (torch.rand(planes, generator=g, dtype=torch.float64) * 3).tolist()
-        noise = (torch.randn(planes, generator=g, dtype=torch.float64) * 6).tolist()
-        values = [m + s * e for m, s, e in zip(means, stds, noise, strict=True)]
-        if i % 7 == 0:
-            stds[i % planes] = 0.0
-        if i % 11 == 0:
-            means[(i + 1) % planes] = 0.0
+    for i, values, means, stds in closed_form_draws(planes, 200):
         if i % 13 == 0:
             stds = [0.0] * planes
         t = TensorScore(f'layer "{i}" \u00e9\u4e2d\n', (4, 4 + i % 3), "float32")

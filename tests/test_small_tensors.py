@@ -10,6 +10,7 @@ import json
 import math
 import os
 import struct
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -240,6 +241,22 @@ def test_the_collector_is_restored_after_a_score_and_after_a_failure(tmp_path):
         gc.enable()
 
 
+def closed_form_draws(planes: int, count: int) -> Iterator[tuple[int, list[float], list[float], list[float]]]:
+    """(i, values, means, stds) of ``count`` tensors' closed-form baselines, seeded by ``planes``:
+    some stds and means zero (no ratio, no z), values up to a few stds below their means (advice)."""
+    g = torch.Generator().manual_seed(planes)
+    for i in range(count):
+        means = (torch.rand(planes, generator=g, dtype=torch.float64) * 40).tolist()
+        stds = (torch.rand(planes, generator=g, dtype=torch.float64) * 3).tolist()
+        noise = (torch.randn(planes, generator=g, dtype=torch.float64) * 6).tolist()
+        values = [m + s * e for m, s, e in zip(means, stds, noise, strict=True)]
+        if i % 7 == 0:
+            stds[i % planes] = 0.0
+        if i % 11 == 0:
+            means[(i + 1) % planes] = 0.0
+        yield i, values, means, stds
+
+
 def _score(values: list[float], means: list[float], stds: list[float]) -> TensorScore:
     score = TensorScore("t", (4, 4), "float32")
     score.values["bdm"] = values
@@ -251,18 +268,7 @@ def _score(values: list[float], means: list[float], stds: list[float]) -> Tensor
 def test_the_fields_of_many_tensors_are_each_tensors_own(planes):
     """Against one tensor's Summary at a time, including zero means and stds (no ratio, no z), planes
     far below their baseline (advice) and more planes than numpy sums one at a time (8)."""
-    g = torch.Generator().manual_seed(planes)
-    tensors = []
-    for i in range(300):
-        means = (torch.rand(planes, generator=g, dtype=torch.float64) * 40).tolist()
-        stds = (torch.rand(planes, generator=g, dtype=torch.float64) * 3).tolist()
-        noise = (torch.randn(planes, generator=g, dtype=torch.float64) * 6).tolist()
-        values = [m + s * e for m, s, e in zip(means, stds, noise, strict=True)]
-        if i % 7 == 0:
-            stds[i % planes] = 0.0
-        if i % 11 == 0:
-            means[(i + 1) % planes] = 0.0
-        tensors.append(_score(values, means, stds))
+    tensors = [_score(values, means, stds) for _, values, means, stds in closed_form_draws(planes, 300)]
     got = bdm_fields(tensors, margin=1.0)
     for score, fields in zip(tensors, got, strict=True):
         summary, total = score.summary(), plane_scores(score.total(), total=True)[0]
