@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +28,16 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
         status = exit_.code
     out, err = capsys.readouterr()
     return status, out, err
+
+
+def run_python_m_qubd() -> None:
+    """``python -m qubd`` in this process (sys.argv as set by the caller). Its ``gc.freeze()`` is
+    undone after: frozen objects are never collected, so the test process would keep everything made
+    so far (triton's then shows as leaks at exit)."""
+    try:
+        runpy.run_module("qubd", run_name="__main__")
+    finally:
+        gc.unfreeze()
 
 
 def assert_one_line_error(status: int, err: str, *fragments: str) -> None:

@@ -6,7 +6,6 @@ qubd score``, and failures. The oracle is always a single-process computation on
 from __future__ import annotations
 
 import json
-import runpy
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from qubd.reference.blocks import plane_histograms
 from qubd.report.range_notes import FLOAT64_GRID
 from qubd.report.serialize import log_entry
 from tests import distributed_workers as workers
+from tests.test_cli import run_python_m_qubd
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD_CHECKS = {
@@ -238,7 +238,7 @@ def test_multiprocess_cli_score_equals_single_process_json(worlds):
 def test_python_m_qubd_runs_the_command(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["qubd", "--help"])
     with pytest.raises(SystemExit) as exit_:
-        runpy.run_module("qubd", run_name="__main__")
+        run_python_m_qubd()
     assert exit_.value.code == 0 and "score" in capsys.readouterr().out
 
 

@@ -4,7 +4,6 @@ broken kernel) and throughput; ``qubd --version``."""
 from __future__ import annotations
 
 import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import qubd
 from qubd import doctor
 from qubd.backends import native
 from qubd.ops import dispatch
-from tests.test_cli import run
+from tests.test_cli import run, run_python_m_qubd
 
 REPO = Path(__file__).resolve().parents[1]
 # Two small cases (8-bit uint8 and 12-bit int32 codes) keep the tests quick.
@@ -84,7 +83,7 @@ def test_python_m_qubd_without_arguments_runs_doctor(monkeypatch):
     monkeypatch.setattr("qubd.cli.main", lambda argv: seen.append(argv) or 0)
     monkeypatch.setattr(sys, "argv", ["python -m qubd"])
     with pytest.raises(SystemExit) as exit_:
-        runpy.run_module("qubd", run_name="__main__")
+        run_python_m_qubd()
     assert exit_.value.code == 0 and seen == [["doctor"]]
 
 
