@@ -5,6 +5,7 @@
 
 #include "block_histograms.h"
 #include "dispatch.h"
+#include "half_rows.h"
 #include "isa.h"
 #include "kernels.h"
 #include "qubd/quantize.h"
@@ -81,8 +82,14 @@ void with_quantised_rows(const void* weights, DType dtype, int64_t cols, double 
       const auto* w = static_cast<const Stored*>(weights);
       const Compute max_code = Compute((1u << bits) - 1);
       auto quantised_row = [=](auto isa, int64_t r, int64_t c0, int64_t n, Code* scratch) -> const Code* {
-        run_for_isa<decltype(isa)::value, QuantizeRow>(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code,
-                                                       scratch);
+        constexpr Isa kIsa = decltype(isa)::value;
+#if defined(QUBD_X86_ISAS)
+        if constexpr (std::is_same_v<Stored, Half> && kIsa != Isa::Baseline) {
+          run_on_half_floats<kIsa, QuantizeRow>(w + r * cols + c0, n, scratch, Compute(lo), Compute(delta), max_code);
+          return scratch;
+        }
+#endif
+        run_for_isa<kIsa, QuantizeRow>(w + r * cols + c0, n, Compute(lo), Compute(delta), max_code, scratch);
         return scratch;
       };
       fn(code, quantised_row, MatrixMemory{weights, int64_t(sizeof(Stored))});
