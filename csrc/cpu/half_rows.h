@@ -34,8 +34,8 @@ QUBD_TARGET_AVX512 inline void avx512_halves_to_floats(const Half* in, int64_t n
   for (; i < n; ++i) out[i] = half_to_float(in[i].bits);
 }
 
-// out[i] = Loop::run of the n halves at `in` as floats, kHalfBatch at a time; `args` are the
-// arguments after the values and their count, `out` the last one (advanced along the batches).
+// Loop::run(floats, m, args..., out + j) for each batch of m <= kHalfBatch of the n halves at `in`
+// (from j on), converted to floats: Loop writes its output through its last argument.
 template <Isa isa, typename Loop, typename Out, typename... Args>
 void run_on_half_floats(const Half* in, int64_t n, Out* out, Args... args) {
   static_assert(isa != Isa::Baseline, "the portable conversion has no F16C");
